@@ -1,0 +1,43 @@
+# pcm_xen — everything builds into $(BUILD); see README.md.
+#   make          build the plugin, the simulation and the reference backend
+#   make demo     install missing packages (as root), build, play a tone through the plugin
+#   make check    the same set-up, then every test (plain build, then ASan+UBSan build)
+BUILD   ?= build
+CC      ?= cc
+OPT     ?= -O2 -g
+SAN     ?=
+ifeq ($(SAN),1)
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(OPT) $(SANFLAGS)
+LDFLAGS_COMMON = $(SANFLAGS)
+XEN_LIBS = $(shell pkg-config --libs xenstore xenevtchn xengnttab 2>/dev/null || echo -lxenstore -lxenevtchn -lxengnttab)
+
+# Debian packages the project builds and tests with (checked by `make deps`).
+DEB_PACKAGES = build-essential pkg-config clang libasound2-dev libxen-dev xenstore-utils \
+               alsa-utils libsndfile1-dev sox libsox-fmt-all python3
+
+.PHONY: all deps check test demo clean install uninstall bench
+all:
+
+include test/xensim/xensim.mk
+-include test/sndback/sndback.mk
+-include test/sim.mk
+-include test/xen/xen.mk
+
+# Every test program/script; each prints PASS:/FAIL: lines, test/run-tests adds them up.
+CHECK_TESTS += $(XENSIM_TESTS) $(SNDBACK_TESTS) $(SIM_TESTS)
+
+deps:
+	@test/deps $(DEB_PACKAGES)
+
+check: deps
+	$(MAKE) all
+	$(MAKE) BUILD=build/asan SAN=1 all
+	test/run-tests --build $(BUILD) --build-asan build/asan $(CHECK_TESTS)
+
+test: all
+	test/run-tests --build $(BUILD) $(CHECK_TESTS)
+
+clean:
+	rm -rf build

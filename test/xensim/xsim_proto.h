@@ -1,0 +1,1 @@
+/* Placeholder: the broker wire protocol is being written. */

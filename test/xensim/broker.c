@@ -1,5 +1,6 @@
 /* Placeholder: the broker server is being written. */
 #include "xensimd.h"
+#include <stddef.h>
 static void br_init(unsigned n) { (void)n; }
 static void *br_accept(int fd, unsigned domid, const struct ucred *peer) { (void)fd; (void)domid; (void)peer; return NULL; }
 static int br_readable(void *c) { (void)c; return -1; }

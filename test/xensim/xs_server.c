@@ -1,5 +1,6 @@
 /* Placeholder: the xenstored wire-protocol server is being written. */
 #include "xensimd.h"
+#include <stddef.h>
 static void xs_init(unsigned n) { (void)n; }
 static void *xs_accept(int fd, unsigned domid, const struct ucred *peer) { (void)fd; (void)domid; (void)peer; return NULL; }
 static int xs_readable(void *c) { (void)c; return -1; }

@@ -20,6 +20,21 @@ DEB_PACKAGES = build-essential pkg-config clang libasound2-dev libxen-dev xensto
 .PHONY: all deps check test demo clean install uninstall bench
 all:
 
+# The plugin: libasound_module_pcm_xen.so (-DPIC: alsa-lib's dlsym versioning needs it).
+PLUGIN     = $(BUILD)/libasound_module_pcm_xen.so
+PLUGIN_SRC = pcm_xen.c xs_config.c ring.c shbuf.c
+PLUGIN_HDR = xs_config.h ring.h shbuf.h
+ALSA_CFLAGS = $(shell pkg-config --cflags alsa)
+ALSA_LIBS   = $(shell pkg-config --libs alsa 2>/dev/null || echo -lasound)
+ifneq ($(SAN),1)
+PLUGIN_LDFLAGS = -Wl,-z,defs
+endif
+all: $(PLUGIN)
+$(PLUGIN): $(PLUGIN_SRC) $(PLUGIN_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -fPIC -DPIC -shared -o $@ $(PLUGIN_SRC) \
+	    $(LDFLAGS_COMMON) $(PLUGIN_LDFLAGS) $(ALSA_LIBS) $(XEN_LIBS) -lpthread
+
 include test/xensim/xensim.mk
 -include test/sndback/sndback.mk
 -include test/sim.mk

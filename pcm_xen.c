@@ -1,0 +1,1081 @@
+/* pcm_xen: an ALSA ioplug that is a Xen para-virtual sound frontend (sndif) in userspace.
+ *
+ * ALSA side only: callbacks and options. xs_config.c reads the card and does the xenbus
+ * handshake, ring.c speaks the request ring and event page, shbuf.c grants the buffer.
+ *
+ * Data path: the granted buffer is the ALSA ring (frames at appl_ptr % buffer_size). Playback
+ * copies the application's frames in and queues WRITE requests without waiting for them;
+ * capture asks for what the backend reports captured with READ requests and exposes it once
+ * they completed. The backend's CUR_POS events drive the hardware pointer. No thread: the
+ * poll descriptor is an epoll set of the event channel (the backend's notifications), a
+ * watchdog timer (so a dead backend ends a wait) and an eventfd that keeps the descriptor
+ * readable exactly while the application has something to do. */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <alsa/asoundlib.h>
+#include <alsa/pcm_external.h>
+
+#include "ring.h"
+#include "shbuf.h"
+#include "xs_config.h"
+
+#define XSND_DEFAULT_TIMEOUT_MS 3000 /* as the Linux driver */
+#define XSND_MAX_INFLIGHT_IO    (XRING_SLOTS - 2) /* leave room for TRIGGER and CLOSE */
+
+/* ---------------------------------------------------------------- formats */
+
+/* sndif format n <-> ALSA format (as the Linux frontend maps them). The non-linear
+ * ima_adpcm, mpeg and gsm have no fixed frame size, so they are not offered. */
+static const snd_pcm_format_t xsnd_alsa_formats[XSC_NFORMATS] = {
+    SND_PCM_FORMAT_S8, SND_PCM_FORMAT_U8, SND_PCM_FORMAT_S16_LE, SND_PCM_FORMAT_S16_BE,
+    SND_PCM_FORMAT_U16_LE, SND_PCM_FORMAT_U16_BE, SND_PCM_FORMAT_S24_LE, SND_PCM_FORMAT_S24_BE,
+    SND_PCM_FORMAT_U24_LE, SND_PCM_FORMAT_U24_BE, SND_PCM_FORMAT_S32_LE, SND_PCM_FORMAT_S32_BE,
+    SND_PCM_FORMAT_U32_LE, SND_PCM_FORMAT_U32_BE, SND_PCM_FORMAT_FLOAT_LE, SND_PCM_FORMAT_FLOAT_BE,
+    SND_PCM_FORMAT_FLOAT64_LE, SND_PCM_FORMAT_FLOAT64_BE, SND_PCM_FORMAT_IEC958_SUBFRAME_LE,
+    SND_PCM_FORMAT_IEC958_SUBFRAME_BE, SND_PCM_FORMAT_MU_LAW, SND_PCM_FORMAT_A_LAW,
+    SND_PCM_FORMAT_UNKNOWN, SND_PCM_FORMAT_UNKNOWN, SND_PCM_FORMAT_UNKNOWN,
+};
+
+static int xsnd_sndif_format(snd_pcm_format_t f)
+{
+    for (int i = 0; i < XSC_NFORMATS; i++)
+        if (xsnd_alsa_formats[i] == f && f != SND_PCM_FORMAT_UNKNOWN)
+            return i;
+    return -1;
+}
+
+/* ---------------------------------------------------------------- cards */
+
+/* One connection per card per process, shared by the PCMs this process opens on it. */
+struct xsnd_card {
+    struct xsnd_card *next;
+    unsigned refs;
+    struct xsc_conn conn;
+    xengntshr_handle *gs;
+    struct xring rings[XSC_MAX_STREAMS];
+    bool in_use[XSC_MAX_STREAMS];
+    char labels[XSC_MAX_STREAMS][96];
+};
+
+/* Protects the card list, refcounts, in_use, and every use of a card's shared grant handle. */
+static pthread_mutex_t xsnd_cards_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct xsnd_card *xsnd_cards;
+
+static void xsnd_card_teardown(struct xsnd_card *c, bool connected)
+{
+    if (connected)
+        xsc_disconnect(&c->conn);
+    for (unsigned i = 0; i < c->conn.card.nstreams; i++)
+        if (c->rings[i].xce)
+            xring_destroy(&c->rings[i]);
+    if (c->gs)
+        xengntshr_close(c->gs);
+    if (c->conn.xs)
+        xsc_release(&c->conn);
+    xsc_close(&c->conn);
+    free(c);
+}
+
+static int xsnd_card_connect(struct xsnd_card *c)
+{
+    struct xsc_card *card = &c->conn.card;
+    struct xsc_stream_keys keys[XSC_MAX_STREAMS];
+    char err[XSC_ERR_LEN];
+    int rc = xsc_claim(&c->conn, err);
+
+    if (rc < 0) {
+        SNDERR("%s", err);
+        return rc;
+    }
+    if ((rc = xsc_prepare_connect(&c->conn)) < 0)
+        return rc;
+    c->gs = xengntshr_open(NULL, 0);
+    if (!c->gs) {
+        rc = errno ? -errno : -ENODEV;
+        SNDERR("vsnd card %u: cannot open /dev/xen/gntalloc: %s", card->devid, strerror(-rc));
+        return rc;
+    }
+    fcntl(xengntshr_fd(c->gs), F_SETFD, FD_CLOEXEC);
+    /* Every stream's rings are published at once: snd_be refuses a card with a stream missing. */
+    for (unsigned i = 0; i < card->nstreams; i++) {
+        const struct xsc_stream *st = &card->streams[i];
+
+        snprintf(c->labels[i], sizeof(c->labels[i]), "vsnd card %u stream %u/%u%s%s%s", card->devid, st->pcm,
+                 st->index, st->unique_id[0] ? " (" : "", st->unique_id, st->unique_id[0] ? ")" : "");
+        rc = xring_create(&c->rings[i], c->gs, card->be_domid, c->conn.timeout_ms, c->labels[i]);
+        if (rc < 0)
+            return rc;
+        keys[i] = (struct xsc_stream_keys){ c->rings[i].ring_ref, c->rings[i].evt_ref, c->rings[i].port,
+                                            c->rings[i].evt_port };
+    }
+    return xsc_connect(&c->conn, keys);
+}
+
+/* Finds or connects card devid (< 0: the first card). Takes a reference. */
+static int xsnd_card_get(int devid, unsigned timeout_ms, struct xsnd_card **out)
+{
+    struct xsnd_card *c = calloc(1, sizeof(*c));
+    int rc;
+
+    if (!c)
+        return -ENOMEM;
+    pthread_mutex_lock(&xsnd_cards_lock);
+    rc = xsc_open(&c->conn, devid, timeout_ms);
+    if (rc == 0) {
+        for (struct xsnd_card *o = xsnd_cards; o; o = o->next) {
+            if (o->conn.card.devid == c->conn.card.devid) {
+                xsc_close(&c->conn);
+                free(c);
+                o->refs++;
+                *out = o;
+                pthread_mutex_unlock(&xsnd_cards_lock);
+                return 0;
+            }
+        }
+        rc = xsnd_card_connect(c);
+    }
+    if (rc < 0) {
+        xsnd_card_teardown(c, false);
+    } else {
+        c->refs = 1;
+        c->next = xsnd_cards;
+        xsnd_cards = c;
+        *out = c;
+    }
+    pthread_mutex_unlock(&xsnd_cards_lock);
+    return rc;
+}
+
+static void xsnd_card_put(struct xsnd_card *c)
+{
+    pthread_mutex_lock(&xsnd_cards_lock);
+    if (--c->refs == 0) {
+        for (struct xsnd_card **pp = &xsnd_cards; *pp; pp = &(*pp)->next) {
+            if (*pp == c) {
+                *pp = c->next;
+                break;
+            }
+        }
+        xsnd_card_teardown(c, true);
+    }
+    pthread_mutex_unlock(&xsnd_cards_lock);
+}
+
+/* ---------------------------------------------------------------- the PCM */
+
+struct xsnd_read {
+    uint64_t end;        /* frame position this READ completes up to */
+    bool done;
+};
+
+struct xsnd_pcm {
+    snd_pcm_ioplug_t io;
+    struct xsnd_card *card;
+    unsigned sidx;                 /* index into card->conn.card.streams / card->rings */
+    struct xring *ring;
+    const struct xsc_stream *cfg;
+    bool playback, nonblock_at_open;
+    unsigned timeout_ms;
+    int epfd, wake_fd, timer_fd;   /* epfd is the poll descriptor; see the file comment */
+    bool wake_set;                 /* mirrors wake_fd's readability */
+
+    /* Negotiated in hw_params. */
+    int sndif_format;
+    unsigned frame_bytes;
+    snd_pcm_uframes_t buffer_frames, period_frames;
+    snd_pcm_uframes_t avail_min, boundary, stop_threshold;
+
+    /* The granted buffer, OPENed on the backend from prepare until hw_free. */
+    struct shbuf buf;
+    bool opened, be_running, be_paused;
+
+    /* Positions in frames since prepare, never wrapping (u64). */
+    uint64_t submitted;            /* playback: frames handed to the backend with WRITE */
+    uint64_t hw_pos;               /* what pointer() reports: played / captured-and-read */
+    uint64_t be_pos;               /* the backend's CUR_POS, rebased and validated */
+    uint64_t pos_base, last_pos_frames;
+    uint64_t requested;            /* capture: frames asked for with READ */
+    struct xsnd_read reads[XRING_SLOTS];
+    unsigned nreads;               /* READs in flight, oldest first */
+    long long last_progress_ms;    /* last CUR_POS or START: the watchdog's reference */
+    long long last_event_ms;       /* for delay interpolation */
+    int io_error;                  /* a failed WRITE/READ/TRIGGER, reported on the next call */
+    bool dead;
+};
+
+static void xsnd_set_wake(struct xsnd_pcm *p, bool ready)
+{
+    uint64_t v = 1;
+
+    if (ready == p->wake_set)
+        return;
+    if (ready) {
+        if (write(p->wake_fd, &v, sizeof(v)) != sizeof(v))
+            return;
+    } else if (read(p->wake_fd, &v, sizeof(v)) != sizeof(v)) {
+        return;
+    }
+    p->wake_set = ready;
+}
+
+/* The watchdog ticks at half the timeout while the backend owes us something. */
+static void xsnd_watchdog(struct xsnd_pcm *p, bool on)
+{
+    long ms = on ? (long)p->timeout_ms / 2 : 0;
+    struct itimerspec its = {
+        .it_interval = { ms / 1000, (ms % 1000) * 1000000 },
+        .it_value = { ms / 1000, (ms % 1000) * 1000000 },
+    };
+
+    timerfd_settime(p->timer_fd, 0, &its, NULL);
+}
+
+static void xsnd_mark_dead(struct xsnd_pcm *p, const char *why)
+{
+    if (p->dead)
+        return;
+    p->dead = true;
+    if (why)
+        SNDERR("%s: %s", p->ring->label, why);
+    xsnd_watchdog(p, false);
+    xsnd_set_wake(p, true); /* wake pollers so they see the error */
+}
+
+/* Completed READs form a prefix: hw_pos advances over it. */
+static void xsnd_reads_advance(struct xsnd_pcm *p)
+{
+    unsigned n = 0;
+
+    while (n < p->nreads && p->reads[n].done)
+        p->hw_pos = p->reads[n++].end;
+    if (n) {
+        memmove(p->reads, p->reads + n, (p->nreads - n) * sizeof(p->reads[0]));
+        p->nreads -= n;
+    }
+}
+
+static void xsnd_on_complete(void *ctx, const struct xring_completion *done)
+{
+    struct xsnd_pcm *p = ctx;
+
+    if (done->status < 0 && !p->io_error) {
+        p->io_error = done->status;
+        SNDERR("%s: backend failed %s: %s", p->ring->label, xring_op_name(done->operation),
+               strerror(-done->status));
+    }
+    if (done->operation == XENSND_OP_READ) {
+        for (unsigned i = 0; i < p->nreads; i++)
+            if (p->reads[i].end == done->cookie)
+                p->reads[i].done = true;
+        xsnd_reads_advance(p);
+    }
+}
+
+/* A new CUR_POS (octets): whole frames, never backwards (a smaller value is the backend
+ * restarting its count), and never beyond what it can have (hardening: bad positions
+ * corrupt avail). */
+static void xsnd_apply_position(struct xsnd_pcm *p, uint64_t pos_bytes)
+{
+    uint64_t frames = pos_bytes / p->frame_bytes, pos;
+
+    if (frames < p->last_pos_frames)
+        p->pos_base = p->be_pos;
+    p->last_pos_frames = frames;
+    pos = p->pos_base + frames;
+    if (p->playback && pos > p->submitted)
+        pos = p->submitted;
+    if (pos < p->be_pos)
+        return;
+    if (pos > p->be_pos || !p->last_progress_ms)
+        p->last_progress_ms = xring_now_ms();
+    p->be_pos = pos;
+    p->last_event_ms = xring_now_ms();
+    if (p->playback)
+        p->hw_pos = pos;
+}
+
+/* Frames the application has consumed (capture) or written (playback), from ioplug's pointer. */
+static uint64_t xsnd_appl_cum(const struct xsnd_pcm *p)
+{
+    snd_pcm_uframes_t hw = (snd_pcm_uframes_t)(p->hw_pos % p->boundary);
+    snd_pcm_uframes_t appl = p->io.appl_ptr;
+
+    if (p->playback) /* appl is ahead of hw */
+        return p->hw_pos + (appl >= hw ? appl - hw : p->boundary - hw + appl);
+    return p->hw_pos - (hw >= appl ? hw - appl : p->boundary - appl + hw);
+}
+
+static int xsnd_submit_io(struct xsnd_pcm *p, uint8_t op, uint64_t from, snd_pcm_uframes_t n, uint64_t cookie)
+{
+    struct xensnd_req req = { .operation = op };
+    int rc;
+
+    req.op.rw.offset = (uint32_t)((from % p->buffer_frames) * p->frame_bytes);
+    req.op.rw.length = (uint32_t)(n * p->frame_bytes);
+    rc = xring_submit(p->ring, &req, cookie, NULL);
+    if (rc == -EAGAIN && (rc = xring_drain(p->ring, XSND_MAX_INFLIGHT_IO)) == 0)
+        rc = xring_submit(p->ring, &req, cookie, NULL);
+    return rc;
+}
+
+/* Capture: ask for everything the backend captured that fits before the application's data. */
+static void xsnd_issue_reads(struct xsnd_pcm *p)
+{
+    uint64_t appl = xsnd_appl_cum(p), target = p->be_pos;
+
+    if (target > appl + p->buffer_frames)
+        target = appl + p->buffer_frames;
+    while (p->requested < target && p->nreads < XRING_SLOTS && p->ring->ninflight < XSND_MAX_INFLIGHT_IO) {
+        uint64_t off = p->requested % p->buffer_frames;
+        snd_pcm_uframes_t n = (snd_pcm_uframes_t)(target - p->requested);
+
+        if (n > p->buffer_frames - off)
+            n = (snd_pcm_uframes_t)(p->buffer_frames - off); /* no request crosses the end of the buffer */
+        if (xring_submit(p->ring, &(struct xensnd_req){ .operation = XENSND_OP_READ,
+                                                        .op.rw = { (uint32_t)(off * p->frame_bytes),
+                                                                   (uint32_t)(n * p->frame_bytes) } },
+                         p->requested + n, NULL) < 0)
+            break;
+        p->reads[p->nreads++] = (struct xsnd_read){ p->requested + n, false };
+        p->requested += n;
+    }
+}
+
+static bool xsnd_xrun(struct xsnd_pcm *p)
+{
+    uint64_t appl = xsnd_appl_cum(p);
+    uint64_t avail;
+
+    if (p->io.state != SND_PCM_STATE_RUNNING || p->stop_threshold >= p->boundary)
+        return false;
+    if (p->playback)
+        avail = p->buffer_frames - (appl - p->hw_pos);
+    else
+        avail = p->be_pos - appl; /* captured but not yet read by the application */
+    return avail >= p->stop_threshold && (p->playback || avail > p->buffer_frames);
+}
+
+/* Takes in whatever the backend said: responses, events, deadlines. Never blocks. */
+static void xsnd_update(struct xsnd_pcm *p)
+{
+    uint64_t pos;
+    bool have;
+
+    if (p->dead || !p->opened)
+        return;
+    if (xring_process(p->ring) < 0 || xring_events(p->ring, &pos, &have) < 0) {
+        xsnd_mark_dead(p, NULL); /* ring.c said why */
+        return;
+    }
+    if (have)
+        xsnd_apply_position(p, pos);
+    if (!p->playback)
+        xsnd_issue_reads(p);
+    if (p->be_running && !p->be_paused &&
+        (!p->playback || p->hw_pos < p->submitted) && xring_now_ms() - p->last_progress_ms > p->timeout_ms) {
+        char why[96];
+
+        snprintf(why, sizeof(why), "backend stopped reporting the stream position for %u ms", p->timeout_ms);
+        xsnd_mark_dead(p, why);
+    }
+}
+
+static snd_pcm_uframes_t xsnd_avail(const struct xsnd_pcm *p)
+{
+    return snd_pcm_ioplug_avail(&p->io, (snd_pcm_uframes_t)(p->hw_pos % p->boundary), p->io.appl_ptr);
+}
+
+/* Is there something for the application to do now (the poll descriptor's level)? */
+static bool xsnd_ready(struct xsnd_pcm *p)
+{
+    if (p->dead)
+        return true;
+    switch (p->io.state) {
+    case SND_PCM_STATE_PREPARED:
+        return p->playback && xsnd_avail(p) >= p->avail_min;
+    case SND_PCM_STATE_RUNNING:
+        return xsnd_xrun(p) || xsnd_avail(p) >= p->avail_min;
+    case SND_PCM_STATE_DRAINING:
+        return !p->playback || p->hw_pos >= p->submitted;
+    case SND_PCM_STATE_XRUN:
+    case SND_PCM_STATE_SETUP:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* ---------------------------------------------------------------- callbacks */
+
+static int xsnd_trigger(struct xsnd_pcm *p, uint8_t type)
+{
+    struct xensnd_req req = { .operation = XENSND_OP_TRIGGER, .op.trigger.type = type };
+    int rc = xring_submit(p->ring, &req, 0, NULL);
+
+    if (rc == -EAGAIN && (rc = xring_drain(p->ring, XRING_SLOTS)) == 0)
+        rc = xring_submit(p->ring, &req, 0, NULL);
+    return rc;
+}
+
+static int xsnd_start(snd_pcm_ioplug_t *io)
+{
+    struct xsnd_pcm *p = io->private_data;
+    int rc;
+
+    if (p->dead)
+        return -ENODEV;
+    if ((rc = xsnd_trigger(p, XENSND_OP_TRIGGER_START)) < 0)
+        return rc;
+    p->be_running = true;
+    p->be_paused = false;
+    p->last_progress_ms = xring_now_ms();
+    xsnd_watchdog(p, true);
+    return 0;
+}
+
+static int xsnd_stop(snd_pcm_ioplug_t *io)
+{
+    struct xsnd_pcm *p = io->private_data;
+
+    if (p->be_running && !p->dead)
+        xsnd_trigger(p, XENSND_OP_TRIGGER_STOP);
+    p->be_running = p->be_paused = false;
+    xsnd_watchdog(p, false);
+    xsnd_set_wake(p, true); /* a state change: pollers must look */
+    return 0;
+}
+
+static int xsnd_pause(snd_pcm_ioplug_t *io, int enable)
+{
+    struct xsnd_pcm *p = io->private_data;
+    int rc;
+
+    if (p->dead)
+        return -ENODEV;
+    rc = xsnd_trigger(p, enable ? XENSND_OP_TRIGGER_PAUSE : XENSND_OP_TRIGGER_RESUME);
+    if (rc < 0)
+        return rc;
+    p->be_paused = enable;
+    p->last_progress_ms = xring_now_ms();
+    xsnd_watchdog(p, !enable);
+    return 0;
+}
+
+static snd_pcm_sframes_t xsnd_pointer(snd_pcm_ioplug_t *io)
+{
+    struct xsnd_pcm *p = io->private_data;
+
+    xsnd_update(p);
+    if (p->dead) {
+        snd_pcm_ioplug_set_state(io, SND_PCM_STATE_DISCONNECTED);
+        return (snd_pcm_sframes_t)(p->hw_pos % p->boundary);
+    }
+    if (p->io_error && io->state == SND_PCM_STATE_RUNNING)
+        return p->io_error;
+    if (xsnd_xrun(p))
+        return -EPIPE;
+    return (snd_pcm_sframes_t)(p->hw_pos % p->boundary);
+}
+
+/* The buffer as ALSA channel areas, for snd_pcm_areas_copy_wrap. */
+static void xsnd_buffer_areas(const struct xsnd_pcm *p, snd_pcm_channel_area_t *areas)
+{
+    unsigned bits = (unsigned)snd_pcm_format_physical_width(p->io.format);
+
+    for (unsigned ch = 0; ch < p->io.channels; ch++)
+        areas[ch] = (snd_pcm_channel_area_t){ p->buf.data, ch * bits, p->frame_bytes * 8 };
+}
+
+static snd_pcm_sframes_t xsnd_transfer(snd_pcm_ioplug_t *io, const snd_pcm_channel_area_t *areas,
+                                       snd_pcm_uframes_t offset, snd_pcm_uframes_t size)
+{
+    struct xsnd_pcm *p = io->private_data;
+    snd_pcm_channel_area_t *buf_areas = alloca(io->channels * sizeof(*buf_areas));
+    snd_pcm_uframes_t at = io->appl_ptr % p->buffer_frames;
+    int rc;
+
+    xsnd_update(p);
+    if (p->dead)
+        return -ENODEV;
+    if (p->io_error)
+        return p->io_error;
+    xsnd_buffer_areas(p, buf_areas);
+    if (!p->playback) {
+        snd_pcm_areas_copy_wrap(areas, offset, offset + size, buf_areas, at, p->buffer_frames, io->channels,
+                                size, io->format);
+        return (snd_pcm_sframes_t)size;
+    }
+    snd_pcm_areas_copy_wrap(buf_areas, at, p->buffer_frames, areas, offset, offset + size, io->channels, size,
+                            io->format);
+    /* One WRITE per contiguous run; the backend takes the data when it answers. */
+    for (snd_pcm_uframes_t done = 0; done < size;) {
+        snd_pcm_uframes_t off = (at + done) % p->buffer_frames;
+        snd_pcm_uframes_t n = size - done < p->buffer_frames - off ? size - done : p->buffer_frames - off;
+
+        if ((rc = xsnd_submit_io(p, XENSND_OP_WRITE, p->submitted, n, 0)) < 0) {
+            if (rc == -ETIMEDOUT || rc == -EIO)
+                xsnd_mark_dead(p, NULL);
+            return done ? (snd_pcm_sframes_t)done : (p->dead ? -ENODEV : rc);
+        }
+        p->submitted += n;
+        done += n;
+    }
+    xsnd_set_wake(p, xsnd_ready(p));
+    return (snd_pcm_sframes_t)size;
+}
+
+/* Sends CLOSE and releases the buffer (the backend may still hold its pages: Xen allows it). */
+static void xsnd_close_stream(struct xsnd_pcm *p)
+{
+    struct xensnd_req req = { .operation = XENSND_OP_CLOSE };
+
+    if (!p->opened)
+        return;
+    if (!p->dead)
+        xring_call(p->ring, &req, NULL);
+    pthread_mutex_lock(&xsnd_cards_lock);
+    shbuf_free(&p->buf);
+    pthread_mutex_unlock(&xsnd_cards_lock);
+    p->opened = p->be_running = p->be_paused = false;
+}
+
+static int xsnd_open_stream(struct xsnd_pcm *p)
+{
+    struct xensnd_req req = { .operation = XENSND_OP_OPEN };
+    int rc;
+
+    pthread_mutex_lock(&xsnd_cards_lock);
+    rc = shbuf_alloc(&p->buf, p->card->gs, p->card->conn.card.be_domid,
+                     (size_t)p->buffer_frames * p->frame_bytes, p->ring->label);
+    pthread_mutex_unlock(&xsnd_cards_lock);
+    if (rc < 0)
+        return rc;
+    req.op.open.pcm_rate = p->io.rate;
+    req.op.open.pcm_format = (uint8_t)p->sndif_format;
+    req.op.open.pcm_channels = (uint8_t)p->io.channels;
+    req.op.open.buffer_sz = (uint32_t)p->buf.bytes;
+    req.op.open.gref_directory = shbuf_directory_ref(&p->buf);
+    req.op.open.period_sz = (uint32_t)(p->period_frames * p->frame_bytes);
+    rc = xring_call(p->ring, &req, NULL);
+    if (rc < 0) {
+        if (rc != -ETIMEDOUT)
+            SNDERR("%s: backend refused OPEN (%s, %u Hz, %u ch, %lu/%lu frames): %s", p->ring->label,
+                   xsc_format_name((unsigned)p->sndif_format), p->io.rate, p->io.channels,
+                   (unsigned long)p->period_frames, (unsigned long)p->buffer_frames, strerror(-rc));
+        pthread_mutex_lock(&xsnd_cards_lock);
+        shbuf_free(&p->buf);
+        pthread_mutex_unlock(&xsnd_cards_lock);
+        if (rc == -ETIMEDOUT)
+            xsnd_mark_dead(p, NULL);
+        return p->dead ? -ENODEV : rc;
+    }
+    p->opened = true;
+    return 0;
+}
+
+static int xsnd_prepare(snd_pcm_ioplug_t *io)
+{
+    struct xsnd_pcm *p = io->private_data;
+    uint64_t pos;
+    bool have;
+    int rc;
+
+    if (p->dead)
+        return -ENODEV;
+    if (!p->opened && (rc = xsnd_open_stream(p)) < 0)
+        return rc;
+    if (p->be_running)
+        xsnd_trigger(p, XENSND_OP_TRIGGER_STOP);
+    p->be_running = p->be_paused = false;
+    /* Let everything in flight finish and drop stale positions before counting from zero. */
+    if (xring_drain(p->ring, 1) < 0 || xring_events(p->ring, &pos, &have) < 0) {
+        xsnd_mark_dead(p, NULL);
+        return -ENODEV;
+    }
+    p->submitted = p->hw_pos = p->be_pos = p->pos_base = p->last_pos_frames = p->requested = 0;
+    p->nreads = 0;
+    p->io_error = 0;
+    p->last_progress_ms = p->last_event_ms = 0;
+    xsnd_watchdog(p, false);
+    xsnd_set_wake(p, p->playback); /* playback may be filled now; capture has nothing yet */
+    return 0;
+}
+
+/* Asks the backend to narrow q; checks that the answer only narrows (hardening). */
+static int xsnd_query(struct xsnd_pcm *p, struct xensnd_query_hw_param *q)
+{
+    struct xensnd_req req = { .operation = XENSND_OP_HW_PARAM_QUERY, .op.hw_param = *q };
+    struct xensnd_resp rsp;
+    const struct xensnd_query_hw_param *a = &rsp.resp.hw_param;
+    int rc = xring_call(p->ring, &req, &rsp);
+
+#define XSND_INSIDE(f) (a->f.min <= a->f.max && a->f.min >= q->f.min && a->f.max <= q->f.max)
+    if (rc < 0)
+        return rc;
+    if ((a->formats & ~q->formats) || !a->formats || !XSND_INSIDE(rates) || !XSND_INSIDE(channels) ||
+        !XSND_INSIDE(buffer) || !XSND_INSIDE(period)) {
+        SNDERR("%s: backend answered HW_PARAM_QUERY with values outside the request", p->ring->label);
+        return -EIO;
+    }
+#undef XSND_INSIDE
+    *q = *a;
+    return 0;
+}
+
+static int xsnd_hw_params(snd_pcm_ioplug_t *io, snd_pcm_hw_params_t *params)
+{
+    struct xsnd_pcm *p = io->private_data;
+    struct xensnd_query_hw_param q = { 0 };
+    int fmt = xsnd_sndif_format(io->format), rc;
+
+    (void)params;
+    if (p->dead)
+        return -ENODEV;
+    if (fmt < 0)
+        return -EINVAL;
+    p->sndif_format = fmt;
+    p->frame_bytes = (unsigned)snd_pcm_format_physical_width(io->format) / 8 * io->channels;
+    p->buffer_frames = io->buffer_size;
+    p->period_frames = io->period_size;
+    q.formats = 1ull << fmt;
+    q.rates.min = q.rates.max = io->rate;
+    q.channels.min = q.channels.max = io->channels;
+    q.buffer.min = q.buffer.max = (uint32_t)io->buffer_size;
+    q.period.min = q.period.max = (uint32_t)io->period_size;
+    rc = xsnd_query(p, &q);
+    if (rc == -EIO || rc == -ETIMEDOUT) {
+        xsnd_mark_dead(p, NULL);
+        return -ENODEV;
+    }
+    if (rc < 0 || (size_t)io->buffer_size * p->frame_bytes > p->cfg->lim.buffer_size) {
+        SNDERR("%s: the backend does not accept %s, %u Hz, %u channels, period %lu, buffer %lu frames",
+               p->ring->label, xsc_format_name((unsigned)fmt), io->rate, io->channels,
+               (unsigned long)io->period_size, (unsigned long)io->buffer_size);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int xsnd_hw_free(snd_pcm_ioplug_t *io)
+{
+    struct xsnd_pcm *p = io->private_data;
+
+    xsnd_close_stream(p);
+    xsnd_watchdog(p, false);
+    return 0;
+}
+
+static int xsnd_sw_params(snd_pcm_ioplug_t *io, snd_pcm_sw_params_t *params)
+{
+    struct xsnd_pcm *p = io->private_data;
+
+    /* Called before alsa-lib stores them, and again when a plug/rate layer retunes avail_min. */
+    snd_pcm_sw_params_get_avail_min(params, &p->avail_min);
+    snd_pcm_sw_params_get_boundary(params, &p->boundary);
+    snd_pcm_sw_params_get_stop_threshold(params, &p->stop_threshold);
+    if (!p->avail_min)
+        p->avail_min = 1;
+    return 0;
+}
+
+static int xsnd_delay(snd_pcm_ioplug_t *io, snd_pcm_sframes_t *delayp)
+{
+    struct xsnd_pcm *p = io->private_data;
+    uint64_t appl, played;
+
+    xsnd_update(p);
+    if (p->dead)
+        return -ENODEV;
+    appl = xsnd_appl_cum(p);
+    if (!p->playback) {
+        *delayp = (snd_pcm_sframes_t)(p->be_pos - appl);
+        return 0;
+    }
+    /* Interpolate between position events so the delay moves smoothly (A/V sync). */
+    played = p->hw_pos;
+    if (io->state == SND_PCM_STATE_RUNNING && p->last_event_ms) {
+        uint64_t since = (uint64_t)(xring_now_ms() - p->last_event_ms) * io->rate / 1000;
+
+        if (since > p->period_frames)
+            since = p->period_frames;
+        played += since;
+        if (played > p->submitted)
+            played = p->submitted;
+    }
+    *delayp = (snd_pcm_sframes_t)(appl - played);
+    return 0;
+}
+
+static int xsnd_drain(snd_pcm_ioplug_t *io)
+{
+    struct xsnd_pcm *p = io->private_data;
+    long long deadline;
+    int rc;
+
+    if (!p->playback)
+        return 0; /* capture: nothing to wait for (as bluez-alsa) */
+    if (p->dead)
+        return -ENODEV;
+    /* With a drain callback ioplug does not start a prepared stream: we must. */
+    if (!p->be_running && p->submitted && (rc = xsnd_start(io)) < 0)
+        return rc;
+    if (io->nonblock || p->nonblock_at_open)
+        return -EAGAIN;
+    deadline = xring_now_ms() + (long long)((p->submitted - p->hw_pos) * 1000 / io->rate) + p->timeout_ms;
+    for (;;) {
+        xring_ack(p->ring);
+        xsnd_update(p);
+        if (p->dead)
+            return -ENODEV;
+        if (p->hw_pos >= p->submitted || !p->be_running)
+            return 0;
+        if (xring_now_ms() > deadline) {
+            SNDERR("%s: backend did not play the last %llu frames in time", p->ring->label,
+                   (unsigned long long)(p->submitted - p->hw_pos));
+            return -EIO;
+        }
+        xring_wait(p->ring, 100);
+    }
+}
+
+static int xsnd_poll_revents(snd_pcm_ioplug_t *io, struct pollfd *pfd, unsigned int nfds, unsigned short *revents)
+{
+    struct xsnd_pcm *p = io->private_data;
+    uint64_t ticks;
+
+    *revents = 0;
+    if (nfds != 1 || (pfd[0].revents & (POLLERR | POLLNVAL)))
+        return -EINVAL;
+    xring_ack(p->ring);
+    if (read(p->timer_fd, &ticks, sizeof(ticks)) < 0)
+        ticks = 0; /* not expired: EAGAIN */
+    xsnd_update(p);
+    if (p->dead) {
+        *revents = POLLERR | POLLHUP;
+        return -ENODEV;
+    }
+    if (xsnd_ready(p)) {
+        *revents = p->playback ? POLLOUT : POLLIN;
+        if (io->state == SND_PCM_STATE_XRUN || xsnd_xrun(p))
+            *revents |= POLLERR;
+    }
+    xsnd_set_wake(p, *revents != 0);
+    return 0;
+}
+
+static void xsnd_dump(snd_pcm_ioplug_t *io, snd_output_t *out)
+{
+    struct xsnd_pcm *p = io->private_data;
+    const struct xsc_card *c = &p->card->conn.card;
+
+    snd_output_printf(out, "Xen PV sound (sndif) %s: backend domain %u, %s\n", p->ring->label, c->be_domid,
+                      c->fe_path);
+    if (io->state >= SND_PCM_STATE_SETUP) {
+        snd_output_printf(out, "Its setup is:\n");
+        snd_pcm_dump_setup(io->pcm, out);
+    }
+}
+
+static int xsnd_close(snd_pcm_ioplug_t *io);
+
+static const snd_pcm_ioplug_callback_t xsnd_callback = {
+    .start = xsnd_start,
+    .stop = xsnd_stop,
+    .pointer = xsnd_pointer,
+    .transfer = xsnd_transfer,
+    .close = xsnd_close,
+    .hw_params = xsnd_hw_params,
+    .hw_free = xsnd_hw_free,
+    .sw_params = xsnd_sw_params,
+    .prepare = xsnd_prepare,
+    .drain = xsnd_drain,
+    .pause = xsnd_pause,
+    .poll_revents = xsnd_poll_revents,
+    .dump = xsnd_dump,
+    .delay = xsnd_delay,
+};
+
+static void xsnd_free(struct xsnd_pcm *p)
+{
+    if (p->card) {
+        if (p->ring)
+            p->ring->on_complete = NULL;
+        pthread_mutex_lock(&xsnd_cards_lock);
+        p->card->in_use[p->sidx] = false;
+        pthread_mutex_unlock(&xsnd_cards_lock);
+        xsnd_card_put(p->card);
+    }
+    if (p->epfd >= 0)
+        close(p->epfd);
+    if (p->wake_fd >= 0)
+        close(p->wake_fd);
+    if (p->timer_fd >= 0)
+        close(p->timer_fd);
+    free(p);
+}
+
+static int xsnd_close(snd_pcm_ioplug_t *io)
+{
+    struct xsnd_pcm *p = io->private_data;
+
+    xsnd_close_stream(p);
+    xsnd_free(p);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- open */
+
+struct xsnd_options {
+    long card;                 /* -1: the first card */
+    long device;               /* -1: the first PCM device with a stream of our direction */
+    char stream[64];           /* "" default, a number, or a unique-id */
+    long timeout_ms;
+};
+
+static int xsnd_get_long_or_string(snd_config_t *n, long *l, char *s, size_t cap)
+{
+    const char *str;
+
+    if (snd_config_get_integer(n, l) == 0)
+        return 0;
+    if (snd_config_get_string(n, &str) < 0)
+        return -EINVAL;
+    if (s) {
+        snprintf(s, cap, "%s", str);
+        *l = -2; /* a string */
+        return 0;
+    }
+    {
+        char *end;
+        long v = strtol(str, &end, 10);
+
+        if (!*str || *end)
+            return -EINVAL;
+        *l = v;
+    }
+    return 0;
+}
+
+static int xsnd_parse_options(snd_config_t *conf, struct xsnd_options *o)
+{
+    snd_config_iterator_t i, next;
+
+    *o = (struct xsnd_options){ .card = -1, .device = -1, .timeout_ms = XSND_DEFAULT_TIMEOUT_MS };
+    snd_config_for_each(i, next, conf) {
+        snd_config_t *n = snd_config_iterator_entry(i);
+        const char *id;
+        long v = 0;
+        int rc = 0;
+
+        if (snd_config_get_id(n, &id) < 0)
+            continue;
+        if (!strcmp(id, "comment") || !strcmp(id, "type") || !strcmp(id, "hint"))
+            continue;
+        if (!strcmp(id, "card")) {
+            rc = xsnd_get_long_or_string(n, &o->card, NULL, 0);
+            if (!rc && (o->card < -1 || o->card > 65535))
+                rc = -EINVAL;
+        } else if (!strcmp(id, "device")) {
+            rc = xsnd_get_long_or_string(n, &o->device, NULL, 0);
+            if (!rc && (o->device < -1 || o->device >= XSC_MAX_PCMS))
+                rc = -EINVAL;
+        } else if (!strcmp(id, "stream")) {
+            rc = xsnd_get_long_or_string(n, &v, o->stream, sizeof(o->stream));
+            if (!rc && v != -2)
+                snprintf(o->stream, sizeof(o->stream), "%ld", v);
+            if (!strcmp(o->stream, "-1"))
+                o->stream[0] = 0;
+        } else if (!strcmp(id, "timeout")) {
+            rc = xsnd_get_long_or_string(n, &o->timeout_ms, NULL, 0);
+            if (!rc && (o->timeout_ms < 100 || o->timeout_ms > 600000))
+                rc = -EINVAL;
+        } else {
+            SNDERR("xen: unknown option \"%s\" (known: card, device, stream, timeout)", id);
+            return -EINVAL;
+        }
+        if (rc < 0) {
+            SNDERR("xen: invalid value for option \"%s\"", id);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* Picks the stream: `stream` as an index within the PCM device, or a unique-id anywhere. */
+static int xsnd_pick_stream(const struct xsc_card *c, const struct xsnd_options *o, bool playback)
+{
+    char *end;
+    long idx = o->stream[0] ? strtol(o->stream, &end, 10) : -1;
+    bool by_index = o->stream[0] && !*end;
+
+    for (unsigned i = 0; i < c->nstreams; i++) {
+        const struct xsc_stream *st = &c->streams[i];
+
+        if (st->playback != playback || (o->device >= 0 && st->pcm != (unsigned)o->device))
+            continue;
+        if (!o->stream[0] || (by_index && st->index == (unsigned)idx) ||
+            (!by_index && !strcmp(st->unique_id, o->stream)))
+            return (int)i;
+    }
+    SNDERR("vsnd card %u: no %s stream%s%s%s%s", c->devid, playback ? "playback" : "capture",
+           o->stream[0] ? " \"" : "", o->stream, o->stream[0] ? "\"" : "",
+           o->device >= 0 ? " on that PCM device" : "");
+    return -ENOENT;
+}
+
+/* Turns the backend's answer to the widest query into ioplug's static constraints. */
+static int xsnd_set_constraints(struct xsnd_pcm *p)
+{
+    const struct xsc_limits *lim = &p->cfg->lim;
+    struct xensnd_query_hw_param q = { 0 };
+    unsigned formats[XSC_NFORMATS], nformats = 0, rates[XSC_MAX_RATES], nrates = 0;
+    unsigned min_fb = UINT_MAX, max_fb = 0;
+    static const unsigned access[] = { SND_PCM_ACCESS_RW_INTERLEAVED, SND_PCM_ACCESS_MMAP_INTERLEAVED };
+    int rc;
+
+    for (unsigned f = 0; f < XSC_NFORMATS; f++)
+        if ((lim->formats >> f & 1) && xsnd_alsa_formats[f] != SND_PCM_FORMAT_UNKNOWN)
+            q.formats |= 1ull << f;
+    q.rates.min = lim->rates[0];
+    q.rates.max = lim->rates[lim->nrates - 1];
+    q.channels.min = lim->channels_min;
+    q.channels.max = lim->channels_max;
+    q.buffer.min = 2;
+    q.buffer.max = lim->buffer_size;
+    q.period.min = 1;
+    q.period.max = lim->buffer_size / 2;
+    if ((rc = xsnd_query(p, &q)) < 0) {
+        SNDERR("%s: backend answered no configuration to HW_PARAM_QUERY: %s", p->ring->label, strerror(-rc));
+        return rc == -ETIMEDOUT ? -ENODEV : rc;
+    }
+    for (unsigned f = 0; f < XSC_NFORMATS; f++) {
+        if (q.formats >> f & 1) {
+            unsigned bytes = (unsigned)snd_pcm_format_physical_width(xsnd_alsa_formats[f]) / 8;
+
+            formats[nformats++] = (unsigned)xsnd_alsa_formats[f];
+            min_fb = bytes < min_fb ? bytes : min_fb;
+            max_fb = bytes > max_fb ? bytes : max_fb;
+        }
+    }
+    for (unsigned i = 0; i < lim->nrates; i++)
+        if (lim->rates[i] >= q.rates.min && lim->rates[i] <= q.rates.max)
+            rates[nrates++] = lim->rates[i];
+    if (!nformats || !nrates) {
+        SNDERR("%s: no sample format or rate left after asking the backend", p->ring->label);
+        return -EINVAL;
+    }
+    min_fb *= q.channels.min;
+    max_fb *= q.channels.max;
+    /* ioplug counts bytes, sndif frames: the extremes of the frame size bound both ways;
+     * hw_params asks the backend again with the exact values. */
+    if ((rc = snd_pcm_ioplug_set_param_list(&p->io, SND_PCM_IOPLUG_HW_ACCESS, 2, access)) < 0 ||
+        (rc = snd_pcm_ioplug_set_param_list(&p->io, SND_PCM_IOPLUG_HW_FORMAT, nformats, formats)) < 0 ||
+        (rc = snd_pcm_ioplug_set_param_minmax(&p->io, SND_PCM_IOPLUG_HW_CHANNELS, q.channels.min,
+                                              q.channels.max)) < 0 ||
+        (rc = snd_pcm_ioplug_set_param_list(&p->io, SND_PCM_IOPLUG_HW_RATE, nrates, rates)) < 0 ||
+        (rc = snd_pcm_ioplug_set_param_minmax(&p->io, SND_PCM_IOPLUG_HW_PERIOD_BYTES, q.period.min * min_fb,
+                                              q.period.max * max_fb)) < 0 ||
+        (rc = snd_pcm_ioplug_set_param_minmax(&p->io, SND_PCM_IOPLUG_HW_BUFFER_BYTES, q.buffer.min * min_fb,
+                                              q.buffer.max * max_fb < lim->buffer_size ? q.buffer.max * max_fb
+                                                                                       : lim->buffer_size)) < 0 ||
+        (rc = snd_pcm_ioplug_set_param_minmax(&p->io, SND_PCM_IOPLUG_HW_PERIODS, 2, 1024)) < 0)
+        return rc;
+    return 0;
+}
+
+static int xsnd_make_poll_fd(struct xsnd_pcm *p)
+{
+    struct epoll_event ev = { .events = EPOLLIN };
+
+    p->epfd = epoll_create1(EPOLL_CLOEXEC);
+    p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    p->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (p->epfd < 0 || p->wake_fd < 0 || p->timer_fd < 0 ||
+        epoll_ctl(p->epfd, EPOLL_CTL_ADD, xring_fd(p->ring), &ev) < 0 ||
+        epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->wake_fd, &ev) < 0 ||
+        epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->timer_fd, &ev) < 0)
+        return -errno;
+    return 0;
+}
+
+SND_PCM_PLUGIN_DEFINE_FUNC(xen)
+{
+    struct xsnd_options opt;
+    struct xsnd_pcm *p;
+    bool playback = stream == SND_PCM_STREAM_PLAYBACK;
+    int rc, sidx;
+
+    (void)root;
+    if ((rc = xsnd_parse_options(conf, &opt)) < 0)
+        return rc;
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->epfd = p->wake_fd = p->timer_fd = -1;
+    p->playback = playback;
+    p->timeout_ms = (unsigned)opt.timeout_ms;
+    p->nonblock_at_open = (mode & SND_PCM_NONBLOCK) != 0;
+    if ((rc = xsnd_card_get((int)opt.card, p->timeout_ms, &p->card)) < 0) {
+        free(p);
+        return rc;
+    }
+    pthread_mutex_lock(&xsnd_cards_lock);
+    sidx = xsnd_pick_stream(&p->card->conn.card, &opt, playback);
+    if (sidx >= 0 && p->card->in_use[sidx]) {
+        SNDERR("%s is already open in this process", p->card->labels[sidx]);
+        sidx = -EBUSY;
+    }
+    if (sidx >= 0)
+        p->card->in_use[sidx] = true;
+    pthread_mutex_unlock(&xsnd_cards_lock);
+    if (sidx < 0) {
+        xsnd_card_put(p->card);
+        free(p);
+        return sidx;
+    }
+    p->sidx = (unsigned)sidx;
+    p->ring = &p->card->rings[sidx];
+    p->cfg = &p->card->conn.card.streams[sidx];
+    p->ring->on_complete = xsnd_on_complete;
+    p->ring->ctx = p;
+    p->boundary = LONG_MAX; /* until sw_params says */
+    p->avail_min = 1;
+    if ((rc = xsnd_make_poll_fd(p)) < 0) {
+        xsnd_free(p);
+        return rc;
+    }
+    p->io.version = SND_PCM_IOPLUG_VERSION;
+    p->io.name = "Xen PV sound (sndif)";
+    p->io.callback = &xsnd_callback;
+    p->io.private_data = p;
+    p->io.mmap_rw = 0;
+    p->io.poll_fd = p->epfd;
+    p->io.poll_events = POLLIN;
+    p->io.flags = SND_PCM_IOPLUG_FLAG_MONOTONIC | SND_PCM_IOPLUG_FLAG_BOUNDARY_WA;
+    if ((rc = snd_pcm_ioplug_create(&p->io, name, stream, mode)) < 0) {
+        xsnd_free(p);
+        return rc;
+    }
+    /* From here on, closing the ioplug frees p (xsnd_close). */
+    p->io.nonblock = p->nonblock_at_open;
+    if ((rc = xsnd_set_constraints(p)) < 0) {
+        snd_pcm_ioplug_delete(&p->io);
+        return rc;
+    }
+    *pcmp = p->io.pcm;
+    return 0;
+}
+
+SND_PCM_PLUGIN_SYMBOL(xen);

@@ -1,0 +1,359 @@
+/* ring: the sndif request ring and event page of one stream (sndif.h, xen/io/ring.h).
+ * Hardening follows the checklist in the protocol notes: indexes read once, responses and
+ * events copied out before use, ids matched once, statuses and counts bounded. */
+#include "ring.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <time.h>
+
+#include <alsa/asoundlib.h>
+
+#define XRING_ACK_MAX 64 /* deliveries taken per call: bounds the work an event storm can cause */
+
+long long xring_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *xring_op_name(unsigned op)
+{
+    static const char *const names[] = { "OPEN", "CLOSE", "READ", "WRITE", "SET_VOLUME", "GET_VOLUME",
+                                         "MUTE", "UNMUTE", "TRIGGER", "HW_PARAM_QUERY" };
+
+    return op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
+}
+
+/* A status is 0 or minus one of Xen's errno values (xen/errno.h); anything else is -EIO. */
+static int xring_status_to_errno(int32_t status)
+{
+    static const int known[] = {
+#define XEN_ERRNO(name, value) value,
+#include <xen/errno.h>
+#undef XEN_ERRNO
+    };
+
+    if (status == 0)
+        return 0;
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (-(long long)status == known[i])
+            return status; /* Xen's errno values are Linux's */
+    return -EIO;
+}
+
+static void xring_fail(struct xring *r, int err, const char *why)
+{
+    if (r->error)
+        return;
+    r->error = err;
+    SNDERR("%s: %s", r->label, why);
+}
+
+int xring_create(struct xring *r, xengntshr_handle *gs, unsigned be_domid, unsigned timeout_ms,
+                 const char *label)
+{
+    xenevtchn_port_or_error_t p;
+
+    memset(r, 0, sizeof(*r));
+    r->label = label;
+    r->gs = gs;
+    r->be_domid = be_domid;
+    r->timeout_ms = timeout_ms;
+    r->xce = xenevtchn_open(NULL, 0);
+    if (!r->xce) {
+        int e = errno;
+
+        SNDERR("%s: cannot open /dev/xen/evtchn: %s", label, strerror(e));
+        return e ? -e : -ENODEV;
+    }
+    fcntl(xenevtchn_fd(r->xce), F_SETFD, FD_CLOEXEC);
+    /* Granted writable: the backend writes responses here (and maps everything RW, as snd_be does). */
+    r->ring_page = xengntshr_share_pages(gs, be_domid, 1, &r->ring_ref, 1);
+    r->evt_page = xengntshr_share_pages(gs, be_domid, 1, &r->evt_ref, 1);
+    if (!r->ring_page || !r->evt_page) {
+        int e = errno;
+
+        SNDERR("%s: cannot grant the ring pages to domain %u: %s", label, be_domid, strerror(e));
+        xring_destroy(r);
+        return e ? -e : -ENOMEM;
+    }
+    p = xenevtchn_bind_unbound_port(r->xce, be_domid);
+    if (p >= 0) {
+        r->port = (uint32_t)p;
+        p = xenevtchn_bind_unbound_port(r->xce, be_domid);
+        r->evt_port = (uint32_t)p;
+    }
+    if (p < 0) {
+        int e = errno;
+
+        SNDERR("%s: cannot allocate an event channel for domain %u: %s", label, be_domid, strerror(e));
+        xring_destroy(r);
+        return e ? -e : -ENODEV;
+    }
+    xenevtchn_unmask(r->xce, r->port);
+    xenevtchn_unmask(r->xce, r->evt_port);
+    SHARED_RING_INIT((xen_sndif_sring_t *)r->ring_page);
+    FRONT_RING_INIT(&r->fr, (xen_sndif_sring_t *)r->ring_page, XRING_PAGE_SIZE);
+    return 0;
+}
+
+void xring_destroy(struct xring *r)
+{
+    if (r->xce) {
+        if (r->port)
+            xenevtchn_unbind(r->xce, r->port);
+        if (r->evt_port)
+            xenevtchn_unbind(r->xce, r->evt_port);
+        xenevtchn_close(r->xce);
+    }
+    /* The backend may still map these pages; Xen keeps them alive until it lets go. */
+    if (r->ring_page)
+        xengntshr_unshare(r->gs, r->ring_page, 1);
+    if (r->evt_page)
+        xengntshr_unshare(r->gs, r->evt_page, 1);
+    memset(r, 0, sizeof(*r));
+}
+
+int xring_fd(const struct xring *r)
+{
+    return xenevtchn_fd(r->xce);
+}
+
+int xring_submit(struct xring *r, struct xensnd_req *req, uint64_t cookie, uint16_t *id_out)
+{
+    struct xring_inflight *slot = NULL;
+    int notify;
+
+    if (r->error)
+        return r->error;
+    if (RING_FULL(&r->fr))
+        return -EAGAIN;
+    for (unsigned i = 0; i < XRING_SLOTS && !slot; i++)
+        if (!r->inflight[i].busy)
+            slot = &r->inflight[i];
+    if (!slot)
+        return -EAGAIN;
+    req->id = r->next_id++;
+    *slot = (struct xring_inflight){ true, req->id, req->operation, cookie, xring_now_ms() + r->timeout_ms };
+    r->ninflight++;
+    memcpy(RING_GET_REQUEST(&r->fr, r->fr.req_prod_pvt), req, sizeof(*req));
+    r->fr.req_prod_pvt++;
+    RING_PUSH_REQUESTS_AND_CHECK_NOTIFY(&r->fr, notify);
+    if (notify)
+        xenevtchn_notify(r->xce, r->port);
+    if (id_out)
+        *id_out = req->id;
+    return 0;
+}
+
+/* Matches a response to the request in flight with its id and operation, once. */
+static struct xring_inflight *xring_match(struct xring *r, const struct xensnd_resp *rsp)
+{
+    for (unsigned i = 0; i < XRING_SLOTS; i++) {
+        struct xring_inflight *s = &r->inflight[i];
+
+        if (s->busy && s->id == rsp->id && s->operation == rsp->operation)
+            return s;
+    }
+    return NULL;
+}
+
+static void xring_check_deadlines(struct xring *r)
+{
+    long long now = xring_now_ms();
+
+    for (unsigned i = 0; i < XRING_SLOTS && !r->error; i++) {
+        const struct xring_inflight *s = &r->inflight[i];
+        char why[128];
+
+        if (s->busy && now > s->deadline_ms) {
+            snprintf(why, sizeof(why), "backend did not answer %s within %u ms", xring_op_name(s->operation),
+                     r->timeout_ms);
+            xring_fail(r, -ETIMEDOUT, why);
+        }
+    }
+}
+
+/* One pass over the responses available now. */
+static void xring_take_responses(struct xring *r)
+{
+    /* rsp_prod is written by the backend: read it once, then the barrier before the entries. */
+    RING_IDX rp = *(volatile RING_IDX *)&r->fr.sring->rsp_prod;
+    RING_IDX outstanding = r->fr.req_prod_pvt - r->fr.rsp_cons;
+
+    xen_rmb();
+    if (RING_RESPONSE_PROD_OVERFLOW(&r->fr, rp) || rp - r->fr.rsp_cons > outstanding) {
+        xring_fail(r, -EIO, "backend produced more responses than requests (ring corrupted)");
+        return;
+    }
+    for (RING_IDX i = r->fr.rsp_cons; i != rp; i++) {
+        struct xring_completion done = { 0 };
+        struct xring_inflight *s;
+
+        RING_COPY_RESPONSE(&r->fr, i, &done.rsp);
+        s = xring_match(r, &done.rsp);
+        if (!s) {
+            xring_fail(r, -EIO, "backend answered a request that is not in flight");
+            return;
+        }
+        done.id = s->id;
+        done.operation = s->operation;
+        done.cookie = s->cookie;
+        done.status = xring_status_to_errno(done.rsp.status);
+        s->busy = false;
+        r->ninflight--;
+        r->fr.rsp_cons = i + 1;
+        if (r->waiting && done.id == r->wait_id) {
+            r->wait_done = true;
+            r->wait_status = done.status;
+            r->wait_rsp = done.rsp;
+        } else if (r->on_complete) {
+            r->on_complete(r->ctx, &done);
+        }
+    }
+}
+
+int xring_process(struct xring *r)
+{
+    int more;
+
+    for (unsigned pass = 0; !r->error && pass < XRING_SLOTS; pass++) {
+        xring_take_responses(r);
+        if (r->error)
+            break;
+        /* Re-arms rsp_event so the backend notifies us for the next response. */
+        RING_FINAL_CHECK_FOR_RESPONSES(&r->fr, more);
+        if (!more)
+            break;
+    }
+    if (!r->error)
+        xring_check_deadlines(r);
+    return r->error;
+}
+
+int xring_events(struct xring *r, uint64_t *pos, bool *have)
+{
+    struct xensnd_event_page *page = r->evt_page;
+    /* in_prod is the backend's: one read, then the barrier before the slots. */
+    uint32_t prod = *(volatile uint32_t *)&page->in_prod;
+
+    *have = false;
+    if (r->error)
+        return r->error;
+    xen_rmb();
+    if (prod - r->evt_cons > XENSND_IN_RING_LEN) {
+        xring_fail(r, -EIO, "backend's event page index is corrupted");
+        return r->error;
+    }
+    for (; r->evt_cons != prod; r->evt_cons++) {
+        struct xensnd_evt evt;
+
+        memcpy(&evt, (const void *)&XENSND_IN_RING_REF(page, r->evt_cons), sizeof(evt));
+        if (evt.type == XENSND_EVT_CUR_POS) {
+            *pos = evt.op.cur_pos.position;
+            *have = true;
+        }
+        /* Unknown event types have no defined meaning: ignored. */
+    }
+    xen_mb();
+    *(volatile uint32_t *)&page->in_cons = r->evt_cons;
+    return 0;
+}
+
+void xring_ack(struct xring *r)
+{
+    int fd = xenevtchn_fd(r->xce);
+
+    for (unsigned n = 0; n < XRING_ACK_MAX; n++) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        xenevtchn_port_or_error_t port;
+
+        /* The header warns that pending() may block even on a non-blocking fd: poll first. */
+        if (poll(&pfd, 1, 0) <= 0 || !(pfd.revents & POLLIN))
+            return;
+        port = xenevtchn_pending(r->xce);
+        if (port < 0)
+            return;
+        xenevtchn_unmask(r->xce, (evtchn_port_t)port);
+    }
+}
+
+int xring_wait(struct xring *r, int timeout_ms)
+{
+    struct pollfd pfd = { .fd = xenevtchn_fd(r->xce), .events = POLLIN };
+    int n = poll(&pfd, 1, timeout_ms);
+
+    return n > 0;
+}
+
+/* Waits for the backend while `done` is false, until the deadline. */
+static int xring_wait_until(struct xring *r, long long deadline, bool (*done)(struct xring *r, unsigned arg),
+                            unsigned arg)
+{
+    for (;;) {
+        long long left;
+
+        xring_ack(r);
+        if (xring_process(r) < 0)
+            return r->error;
+        if (done(r, arg))
+            return 0;
+        left = deadline - xring_now_ms();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        xring_wait(r, left > 100 ? 100 : (int)left);
+    }
+}
+
+static bool xring_below(struct xring *r, unsigned max)
+{
+    return r->ninflight < max && !RING_FULL(&r->fr);
+}
+
+static bool xring_waited(struct xring *r, unsigned arg)
+{
+    (void)arg;
+    return r->wait_done;
+}
+
+int xring_drain(struct xring *r, unsigned max)
+{
+    int rc = xring_wait_until(r, xring_now_ms() + r->timeout_ms, xring_below, max);
+
+    if (rc == -ETIMEDOUT)
+        xring_fail(r, rc, "backend stopped answering (ring full)");
+    return rc;
+}
+
+int xring_call(struct xring *r, struct xensnd_req *req, struct xensnd_resp *rsp)
+{
+    unsigned op = req->operation;
+    int rc = xring_submit(r, req, 0, NULL);
+
+    if (rc == -EAGAIN && (rc = xring_drain(r, XRING_SLOTS)) == 0)
+        rc = xring_submit(r, req, 0, NULL);
+    if (rc < 0)
+        return rc;
+    r->waiting = true;
+    r->wait_done = false;
+    r->wait_id = req->id;
+    rc = xring_wait_until(r, xring_now_ms() + r->timeout_ms + 10, xring_waited, 0);
+    r->waiting = false;
+    if (rc == -ETIMEDOUT) {
+        char why[96];
+
+        snprintf(why, sizeof(why), "backend did not answer %s within %u ms", xring_op_name(op), r->timeout_ms);
+        xring_fail(r, rc, why);
+        return rc;
+    }
+    if (rc < 0)
+        return rc;
+    if (rsp)
+        *rsp = r->wait_rsp;
+    return r->wait_status;
+}

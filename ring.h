@@ -1,0 +1,97 @@
+/* ring: one sndif stream's request ring, its event page and their two event channels.
+ * Requests carry ids; responses are matched by id; every wait is bounded. Everything the
+ * backend writes into the shared pages is copied out once and validated before use. */
+#ifndef XSND_RING_H
+#define XSND_RING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ring.h wants xen_mb/xen_rmb/xen_wmb from the includer for interface versions >= 0x00030208. */
+#ifndef __XEN_INTERFACE_VERSION__
+#define __XEN_INTERFACE_VERSION__ 0x00030208
+#endif
+#define xen_mb()  __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define xen_rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)
+#define xen_wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
+#include <xen/io/sndif.h>
+
+#define XRING_PAGE_SIZE 4096u
+#define XRING_SLOTS     32u  /* RING_SIZE of the sndif ring */
+
+#include <xenevtchn.h>
+#include <xengnttab.h>
+
+/* One finished request, handed to the owner's callback. */
+struct xring_completion {
+    uint16_t id;
+    uint8_t operation;
+    int status;                    /* 0 or a negative errno (validated) */
+    struct xensnd_resp rsp;        /* private copy */
+    uint64_t cookie;               /* what the owner attached to the request */
+};
+
+typedef void (*xring_complete_fn)(void *ctx, const struct xring_completion *done);
+
+struct xring_inflight {
+    bool busy;
+    uint16_t id;
+    uint8_t operation;
+    uint64_t cookie;
+    long long deadline_ms;
+};
+
+struct xring {
+    const char *label;             /* "vsnd card 0 stream 0/0", for messages */
+    unsigned be_domid;
+    unsigned timeout_ms;
+    xengntshr_handle *gs;         /* shared with the card; not owned */
+    xenevtchn_handle *xce;        /* this stream's own handle: its fd is the stream's poll fd */
+    /* Shared with the backend (granted pages): the request ring and the event page. */
+    void *ring_page, *evt_page;
+    uint32_t ring_ref, evt_ref;
+    uint32_t port, evt_port;       /* our ends, unbound until the backend binds them */
+    xen_sndif_front_ring_t fr;     /* private indexes over ring_page */
+    uint32_t evt_cons;             /* private copy of in_cons: the backend's copy is not trusted */
+    uint16_t next_id;
+    struct xring_inflight inflight[XRING_SLOTS];
+    unsigned ninflight;
+    xring_complete_fn on_complete;
+    void *ctx;
+    /* xring_call's own request: its response is kept here instead of going to on_complete. */
+    bool waiting, wait_done;
+    uint16_t wait_id;
+    int wait_status;
+    struct xensnd_resp wait_rsp;
+    int error;                     /* sticky: once the backend misbehaved or went silent */
+};
+
+int xring_create(struct xring *r, xengntshr_handle *gs, unsigned be_domid, unsigned timeout_ms,
+                 const char *label);
+void xring_destroy(struct xring *r);
+
+/* Queues a request without waiting; -EAGAIN when the ring is full. *id_out may be NULL. */
+int xring_submit(struct xring *r, struct xensnd_req *req, uint64_t cookie, uint16_t *id_out);
+/* Submits and waits (bounded by timeout_ms) for that request's response; other
+ * completions seen meanwhile go to the callback. Returns the response status (<= 0). */
+int xring_call(struct xring *r, struct xensnd_req *req, struct xensnd_resp *rsp);
+
+/* Takes every response available now (callback per response) and checks deadlines.
+ * Returns 0 or the sticky error. Never blocks. */
+int xring_process(struct xring *r);
+/* Consumes the event page; *pos gets the newest CUR_POS and *have whether there was one. */
+int xring_events(struct xring *r, uint64_t *pos, bool *have);
+/* Takes pending event-channel deliveries off the poll fd and unmasks them. Never blocks. */
+void xring_ack(struct xring *r);
+/* Waits until the backend notifies or timeout_ms passes; 1 if notified, 0 on timeout. */
+int xring_wait(struct xring *r, int timeout_ms);
+int xring_fd(const struct xring *r);
+/* Waits until fewer than `max` requests are in flight; -ETIMEDOUT after timeout_ms. */
+int xring_drain(struct xring *r, unsigned max);
+
+const char *xring_op_name(unsigned op);
+long long xring_now_ms(void);
+
+#endif

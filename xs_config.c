@@ -1,0 +1,797 @@
+/* xs_config: reading the vsnd card from xenstore and the frontend's xenbus handshake. */
+#include "xs_config.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <alsa/asoundlib.h>
+#include <xenstore.h>
+#include <xen/io/xenbus.h>
+
+#define XSC_PROTOCOL_VERSION "2"
+#define XSC_VALUE_MAX 4096      /* xenstored's payload limit bounds every value */
+#define XSC_PATH 400           /* any path we build: fe_path (<128) + pcm/stream + key */
+
+/* ---------------------------------------------------------------- parsing */
+
+static void xsc_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void xsc_err(char *err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, XSC_ERR_LEN, fmt, ap);
+    va_end(ap);
+}
+
+/* Formats a path into a XSC_PATH buffer; an over-long path becomes "" (which xenstore rejects). */
+static void xsc_path(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void xsc_path(char *out, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(out, XSC_PATH, fmt, ap);
+    va_end(ap);
+    if (n < 0 || n >= XSC_PATH)
+        out[0] = 0;
+}
+
+/* Whole-string decimal, no sign, no spaces, no leading zeros beyond "0", <= max. */
+int xsc_parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (!s || !*s || (s[0] == '0' && s[1]))
+        return -EINVAL;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return -EINVAL;
+        if (v > (max - (uint64_t)(*s - '0')) / 10)
+            return -ERANGE;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int xsc_parse_state(const char *s)
+{
+    uint64_t v;
+
+    if (xsc_parse_uint(s, XenbusStateReconfigured, &v) < 0)
+        return XenbusStateClosed;
+    return (int)v;
+}
+
+static const char *const xsc_format_names[XSC_NFORMATS] = {
+    "s8", "u8", "s16_le", "s16_be", "u16_le", "u16_be", "s24_le", "s24_be", "u24_le", "u24_be",
+    "s32_le", "s32_be", "u32_le", "u32_be", "float_le", "float_be", "float64_le", "float64_be",
+    "iec958_subframe_le", "iec958_subframe_be", "mu_law", "a_law", "ima_adpcm", "mpeg", "gsm",
+};
+
+/* libxl writes its own enum names for the float formats (f32_le ...). */
+static const struct { const char *name; unsigned fmt; } xsc_xl_format_names[] = {
+    { "f32_le", 14 }, { "f32_be", 15 }, { "f64_le", 16 }, { "f64_be", 17 },
+};
+
+const char *xsc_format_name(unsigned fmt)
+{
+    return fmt < XSC_NFORMATS ? xsc_format_names[fmt] : "?";
+}
+
+int xsc_format_from_name(const char *name)
+{
+    for (unsigned i = 0; i < XSC_NFORMATS; i++)
+        if (!strcasecmp(name, xsc_format_names[i]))
+            return (int)i;
+    for (size_t i = 0; i < sizeof(xsc_xl_format_names) / sizeof(xsc_xl_format_names[0]); i++)
+        if (!strcasecmp(name, xsc_xl_format_names[i].name))
+            return (int)xsc_xl_format_names[i].fmt;
+    return -1;
+}
+
+/* Reads path/key as a string: NULL if absent; -EINVAL (in *rc) if it holds a NUL or is huge. */
+static char *xsc_read_str(xsc_read_fn rd, void *ctx, const char *dir, const char *key, int *rc)
+{
+    char path[XSC_PATH];
+    unsigned len = 0;
+    char *v;
+
+    *rc = 0;
+    xsc_path(path, "%s/%s", dir, key);
+    if (!path[0]) {
+        *rc = -ENAMETOOLONG;
+        return NULL;
+    }
+    v = rd(ctx, path, &len);
+    if (!v)
+        return NULL;
+    if (len > XSC_VALUE_MAX || strlen(v) != len) {
+        free(v);
+        *rc = -EINVAL;
+        return NULL;
+    }
+    return v;
+}
+
+static int xsc_cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* "44100,48000" (',' is XENSND_LIST_SEPARATOR; ';' accepted from early drafts). */
+static int xsc_parse_rates(const char *s, struct xsc_limits *l)
+{
+    char buf[XSC_VALUE_MAX + 1], *save = NULL;
+    unsigned n = 0;
+
+    snprintf(buf, sizeof(buf), "%s", s);
+    for (char *tok = strtok_r(buf, ",;", &save); tok; tok = strtok_r(NULL, ",;", &save)) {
+        uint64_t v;
+
+        if (n == XSC_MAX_RATES || xsc_parse_uint(tok, UINT32_MAX, &v) < 0 || v == 0)
+            return -EINVAL;
+        l->rates[n++] = (uint32_t)v;
+    }
+    if (!n)
+        return -EINVAL;
+    qsort(l->rates, n, sizeof(l->rates[0]), xsc_cmp_u32);
+    l->nrates = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (!l->nrates || l->rates[l->nrates - 1] != l->rates[i])
+            l->rates[l->nrates++] = l->rates[i];
+    return 0;
+}
+
+static int xsc_parse_formats(const char *s, uint64_t *formats)
+{
+    char buf[XSC_VALUE_MAX + 1], *save = NULL;
+
+    *formats = 0;
+    snprintf(buf, sizeof(buf), "%s", s);
+    for (char *tok = strtok_r(buf, ",;", &save); tok; tok = strtok_r(NULL, ",;", &save)) {
+        int f = strlen(tok) <= 24 ? xsc_format_from_name(tok) : -1;
+
+        if (f < 0)
+            return -EINVAL;
+        *formats |= 1ull << f;
+    }
+    return *formats ? 0 : -EINVAL;
+}
+
+/* Reads the limits set at one level (dir) and narrows *lim with them. */
+static int xsc_read_limits(xsc_read_fn rd, void *ctx, const char *dir, struct xsc_limits *lim, char *err)
+{
+    static const char *const keys[] = { "sample-formats", "sample-rates", "channels-min", "channels-max",
+                                        "buffer-size" };
+    struct xsc_limits own = *lim;
+
+    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+        int rc;
+        char *v = xsc_read_str(rd, ctx, dir, keys[k], &rc);
+        uint64_t u = 0;
+
+        if (rc < 0) {
+            xsc_err(err, "%s/%s: unreadable value", dir, keys[k]);
+            return rc;
+        }
+        if (!v)
+            continue;
+        switch (k) {
+        case 0: {
+            uint64_t f;
+
+            rc = xsc_parse_formats(v, &f);
+            own.formats &= f;
+            break;
+        }
+        case 1: {
+            struct xsc_limits r;
+            unsigned n = 0;
+
+            rc = xsc_parse_rates(v, &r);
+            /* Intersect with what the parent allows. */
+            for (unsigned i = 0; !rc && i < r.nrates; i++)
+                for (unsigned j = 0; j < lim->nrates; j++)
+                    if (r.rates[i] == lim->rates[j])
+                        own.rates[n++] = r.rates[i];
+            own.nrates = n;
+            break;
+        }
+        case 2:
+        case 3:
+            rc = xsc_parse_uint(v, XSC_MAX_CHANNELS, &u);
+            if (!rc && u == 0)
+                rc = -EINVAL;
+            if (k == 2 && u > own.channels_min)
+                own.channels_min = (unsigned)u;
+            if (k == 3 && u < own.channels_max)
+                own.channels_max = (unsigned)u;
+            break;
+        default:
+            rc = xsc_parse_uint(v, UINT32_MAX, &u);
+            if (!rc && u < 4096)
+                rc = -EINVAL;
+            if (!rc && u < own.buffer_size)
+                own.buffer_size = (uint32_t)u;
+            break;
+        }
+        if (rc < 0) {
+            xsc_err(err, "%s/%s: invalid value \"%.40s\"", dir, keys[k], v);
+            free(v);
+            return -EINVAL;
+        }
+        free(v);
+    }
+    if (!own.formats || !own.nrates || own.channels_min > own.channels_max) {
+        xsc_err(err, "%s: %s leaves nothing of what the level above allows (a child must narrow its parent)",
+                dir, !own.formats ? "sample-formats" : !own.nrates ? "sample-rates" : "channels-min/max");
+        return -EINVAL;
+    }
+    *lim = own;
+    return 0;
+}
+
+/* Card-level defaults when xenstore says nothing: every format (the backend's HW_PARAM_QUERY
+ * narrows it), the standard rates, 1-2 channels and 64 KiB, as the Linux frontend assumes. */
+static void xsc_default_limits(struct xsc_limits *l)
+{
+    static const uint32_t rates[] = { 5512, 8000, 11025, 16000, 22050, 32000, 44100, 48000,
+                                      64000, 88200, 96000, 176400, 192000 };
+
+    memset(l, 0, sizeof(*l));
+    l->formats = (1ull << XSC_NFORMATS) - 1;
+    memcpy(l->rates, rates, sizeof(rates));
+    l->nrates = sizeof(rates) / sizeof(rates[0]);
+    l->channels_min = 1;
+    l->channels_max = 2;
+    l->buffer_size = 65536;
+}
+
+static int xsc_read_name(xsc_read_fn rd, void *ctx, const char *dir, const char *key, char *out, size_t cap,
+                         char *err)
+{
+    int rc;
+    char *v = xsc_read_str(rd, ctx, dir, key, &rc);
+
+    out[0] = 0;
+    if (rc < 0) {
+        xsc_err(err, "%s/%s: unreadable value", dir, key);
+        return rc;
+    }
+    if (v) {
+        /* Names are shown to users: keep printable ASCII only, truncated to the field. */
+        size_t n = 0;
+
+        for (const char *p = v; *p && n + 1 < cap; p++)
+            out[n++] = isprint((unsigned char)*p) ? *p : '?';
+        out[n] = 0;
+        free(v);
+    }
+    return 0;
+}
+
+static int xsc_parse_stream(xsc_read_fn rd, void *ctx, const char *dir, struct xsc_stream *st, char *err)
+{
+    int rc;
+    char *v = xsc_read_str(rd, ctx, dir, "type", &rc);
+
+    if (!v) {
+        xsc_err(err, "%s/type: %s", dir, rc ? "unreadable value" : "missing (must be \"p\" or \"c\")");
+        return -EINVAL;
+    }
+    if (strcmp(v, "p") && strcmp(v, "c")) {
+        xsc_err(err, "%s/type: invalid value \"%.20s\" (must be \"p\" or \"c\")", dir, v);
+        free(v);
+        return -EINVAL;
+    }
+    st->playback = v[0] == 'p';
+    free(v);
+    if ((rc = xsc_read_name(rd, ctx, dir, "unique-id", st->unique_id, sizeof(st->unique_id), err)) < 0)
+        return rc;
+    return xsc_read_limits(rd, ctx, dir, &st->lim, err);
+}
+
+/* Does dir/<index> exist? Indices are contiguous from 0; the first gap ends the list. */
+static bool xsc_child_exists(xsc_read_fn rd, void *ctx, const char *dir, unsigned index, const char *key)
+{
+    char sub[XSC_PATH];
+    int rc;
+    char *v;
+
+    xsc_path(sub, "%s/%u", dir, index);
+    v = xsc_read_str(rd, ctx, sub, key, &rc);
+    free(v);
+    return v != NULL || rc < 0;
+}
+
+int xsc_parse_card(xsc_read_fn rd, void *ctx, const char *fe_path, struct xsc_card *card, char *err)
+{
+    struct xsc_limits card_lim;
+    char dir[XSC_PATH];
+    int rc;
+
+    card->npcms = card->nstreams = 0;
+    if ((rc = xsc_read_name(rd, ctx, fe_path, "short-name", card->short_name, sizeof(card->short_name), err)) < 0 ||
+        (rc = xsc_read_name(rd, ctx, fe_path, "long-name", card->long_name, sizeof(card->long_name), err)) < 0)
+        return rc;
+    xsc_default_limits(&card_lim);
+    if ((rc = xsc_read_limits(rd, ctx, fe_path, &card_lim, err)) < 0)
+        return rc;
+    /* A PCM device is known by its first stream's `type` (its `name` is optional). */
+    for (unsigned p = 0; p < XSC_MAX_PCMS; p++) {
+        struct xsc_limits pcm_lim = card_lim;
+
+        xsc_path(dir, "%s/%u", fe_path, p);
+        if (!xsc_child_exists(rd, ctx, dir, 0, "type"))
+            break;
+        if ((rc = xsc_read_name(rd, ctx, dir, "name", card->pcm_name[p], sizeof(card->pcm_name[p]), err)) < 0 ||
+            (rc = xsc_read_limits(rd, ctx, dir, &pcm_lim, err)) < 0)
+            return rc;
+        card->npcms = p + 1;
+        for (unsigned s = 0; s < XSC_MAX_STREAMS_PER_PCM; s++) {
+            struct xsc_stream *st = &card->streams[card->nstreams];
+            char sdir[XSC_PATH];
+
+            if (!xsc_child_exists(rd, ctx, dir, s, "type"))
+                break;
+            xsc_path(sdir, "%s/%u", dir, s);
+            memset(st, 0, sizeof(*st));
+            st->pcm = p;
+            st->index = s;
+            st->lim = pcm_lim;
+            if ((rc = xsc_parse_stream(rd, ctx, sdir, st, err)) < 0)
+                return rc;
+            if (st->lim.buffer_size > XSC_BUFFER_SIZE_CAP)
+                st->lim.buffer_size = XSC_BUFFER_SIZE_CAP;
+            card->nstreams++;
+        }
+    }
+    if (!card->nstreams) {
+        xsc_err(err, "%s: the card has no stream (expected %s/0/0/type)", fe_path, fe_path);
+        return -ENOENT;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- xenstore */
+
+static char *xsc_xs_read(void *ctx, const char *path, unsigned *len)
+{
+    return xs_read((struct xs_handle *)ctx, XBT_NULL, path, len);
+}
+
+static char *xsc_read_key(struct xsc_conn *c, const char *dir, const char *key)
+{
+    int rc;
+
+    return xsc_read_str(xsc_xs_read, c->xs, dir, key, &rc);
+}
+
+static int xsc_read_uint_key(struct xsc_conn *c, const char *dir, const char *key, uint64_t max, uint64_t *out)
+{
+    char *v = xsc_read_key(c, dir, key);
+    int rc = v ? xsc_parse_uint(v, max, out) : -ENOENT;
+
+    free(v);
+    return rc;
+}
+
+static int xsc_state_of(struct xsc_conn *c, const char *dir)
+{
+    char *v = xsc_read_key(c, dir, "state");
+    int st = v ? xsc_parse_state(v) : XenbusStateClosed;
+
+    free(v);
+    return st;
+}
+
+int xsc_backend_state(struct xsc_conn *c)
+{
+    return xsc_state_of(c, c->card.be_path);
+}
+
+static const char *xsc_state_name(int st)
+{
+    static const char *const names[] = { "Unknown", "Initialising", "InitWait", "Initialised", "Connected",
+                                         "Closing", "Closed", "Reconfiguring", "Reconfigured" };
+
+    return st >= 0 && st <= XenbusStateReconfigured ? names[st] : "?";
+}
+
+static int xsc_write_state(struct xsc_conn *c, int st)
+{
+    char path[XSC_PATH], val[4];
+
+    xsc_path(path, "%s/state", c->card.fe_path);
+    snprintf(val, sizeof(val), "%d", st);
+    if (!xs_write(c->xs, XBT_NULL, path, val, strlen(val))) {
+        int e = errno;
+
+        SNDERR("vsnd card %u: cannot write %s: %s", c->card.devid, path, strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
+static long long xsc_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until the backend's state is one of the `want` bits (1 << state), at most timeout_ms.
+ * Returns the state reached, or -ETIMEDOUT / -EIO. Bounded: every poll has the remaining time. */
+static int xsc_wait_backend(struct xsc_conn *c, unsigned want, unsigned timeout_ms)
+{
+    char path[XSC_PATH];
+    long long deadline = xsc_now_ms() + timeout_ms;
+    int st = -1;
+
+    xsc_path(path, "%s/state", c->card.be_path);
+    if (!xs_watch(c->xs, path, "xsnd-be-state"))
+        return -errno;
+    for (;;) {
+        struct pollfd pfd = { .fd = xs_fileno(c->xs), .events = POLLIN };
+        long long left;
+        char **vec;
+
+        st = xsc_state_of(c, c->card.be_path);
+        if (want & (1u << st))
+            break;
+        left = deadline - xsc_now_ms();
+        if (left <= 0) {
+            st = -ETIMEDOUT;
+            break;
+        }
+        if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR) {
+            st = -EIO;
+            break;
+        }
+        /* Drain the watch events; the state is re-read at the top anyway. */
+        while ((vec = xs_check_watch(c->xs)) != NULL)
+            free(vec);
+    }
+    xs_unwatch(c->xs, path, "xsnd-be-state");
+    return st;
+}
+
+/* The kernel's snd_xen_front binds xenbus device vsnd-<devid> when it is loaded. */
+static int xsc_check_kernel_driver(unsigned devid)
+{
+    char path[XSC_PATH], link[256], card[64] = "";
+    DIR *dir;
+    ssize_t n;
+
+    xsc_path(path, "/sys/bus/xen/devices/vsnd-%u/driver", devid);
+    n = readlink(path, link, sizeof(link) - 1);
+    if (n < 0)
+        return 0;
+    link[n] = 0;
+    /* The ALSA card the kernel made for it: /sys/bus/xen/devices/vsnd-N/sound/cardK */
+    xsc_path(path, "/sys/bus/xen/devices/vsnd-%u/sound", devid);
+    dir = opendir(path);
+    for (struct dirent *de; dir && (de = readdir(dir)) != NULL;)
+        if (!strncmp(de->d_name, "card", 4))
+            snprintf(card, sizeof(card), "hw:%s", de->d_name + 4);
+    if (dir)
+        closedir(dir);
+    SNDERR("vsnd card %u: the kernel driver %s already drives this card%s%s%s; unload it "
+           "(modprobe -r snd_xen_front) or blacklist it to use this plugin",
+           devid, strrchr(link, '/') ? strrchr(link, '/') + 1 : link,
+           card[0] ? " as ALSA device " : "", card, "");
+    return -EBUSY;
+}
+
+static int xsc_first_card(struct xsc_conn *c, const char *vsnd_dir)
+{
+    unsigned n = 0, best = UINT_MAX;
+    char **ents = xs_directory(c->xs, XBT_NULL, vsnd_dir, &n);
+
+    for (unsigned i = 0; ents && i < n; i++) {
+        uint64_t v;
+
+        if (xsc_parse_uint(ents[i], 65535, &v) == 0 && v < best)
+            best = (unsigned)v;
+    }
+    free(ents);
+    if (best == UINT_MAX) {
+        SNDERR("no vsnd card in xenstore (%s is empty or missing): is vsnd=[...] in the guest's xl.cfg?",
+               vsnd_dir);
+        return -ENODEV;
+    }
+    return (int)best;
+}
+
+int xsc_open(struct xsc_conn *c, int devid, unsigned timeout_ms)
+{
+    struct xsc_card *card = &c->card;
+    char err[XSC_ERR_LEN], vsnd_dir[96], *be;
+    uint64_t v;
+    int rc;
+
+    memset(c, 0, sizeof(*c));
+    c->timeout_ms = timeout_ms;
+    c->xs = xs_open(0);
+    if (!c->xs) {
+        rc = -errno;
+        SNDERR("cannot open xenstore (/dev/xen/xenbus): %s; is this a Xen guest, and may this user use "
+               "the /dev/xen devices (see README)?", strerror(-rc));
+        return rc ? rc : -ENODEV;
+    }
+    /* Our own domid: the relative key `domid`, written by the toolstack. */
+    {
+        char *dom = xs_read(c->xs, XBT_NULL, "domid", NULL);
+
+        rc = dom ? xsc_parse_uint(dom, 65534, &v) : -ENOENT;
+        free(dom);
+        if (rc < 0) {
+            SNDERR("cannot read this domain's id (xenstore key \"domid\" under its home)");
+            xsc_close(c);
+            return -ENODEV;
+        }
+    }
+    card->own_domid = (unsigned)v;
+    snprintf(vsnd_dir, sizeof(vsnd_dir), "/local/domain/%u/device/vsnd", card->own_domid);
+    if (devid < 0 && (devid = xsc_first_card(c, vsnd_dir)) < 0) {
+        xsc_close(c);
+        return devid;
+    }
+    card->devid = (unsigned)devid;
+    snprintf(card->fe_path, sizeof(card->fe_path), "%s/%u", vsnd_dir, card->devid);
+    if ((rc = xsc_check_kernel_driver(card->devid)) < 0) {
+        xsc_close(c);
+        return rc;
+    }
+    be = xsc_read_key(c, card->fe_path, "backend");
+    if (!be || be[0] != '/' || strlen(be) >= sizeof(card->be_path)) {
+        SNDERR("vsnd card %u: %s/backend is %s", card->devid, card->fe_path, be ? "invalid" : "missing (no such card?)");
+        free(be);
+        xsc_close(c);
+        return -ENODEV;
+    }
+    strcpy(card->be_path, be);
+    free(be);
+    if (xsc_read_uint_key(c, card->fe_path, "backend-id", 65534, &v) < 0) {
+        SNDERR("vsnd card %u: %s/backend-id is missing or invalid", card->devid, card->fe_path);
+        xsc_close(c);
+        return -ENODEV;
+    }
+    card->be_domid = (unsigned)v;
+    rc = xsc_parse_card(xsc_xs_read, c->xs, card->fe_path, card, err);
+    if (rc < 0) {
+        SNDERR("vsnd card %u: bad configuration: %s", card->devid, err);
+        xsc_close(c);
+        return rc;
+    }
+    return 0;
+}
+
+void xsc_close(struct xsc_conn *c)
+{
+    if (c->xs)
+        xs_close(c->xs);
+    c->xs = NULL;
+}
+
+/* ---------------------------------------------------------------- holder record */
+
+/* The start time of a process (field 22 of /proc/PID/stat), 0 if it does not exist: with the
+ * pid it names a process unambiguously, even after the pid is reused. */
+static unsigned long long xsc_proc_starttime(long pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long start = 0;
+    FILE *f;
+
+    xsc_path(path, "/proc/%ld/stat", pid);
+    f = fopen(path, "r");
+    if (!f)
+        return 0;
+    if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) != NULL) {
+        /* after ") " come fields 3..: state is 3, starttime is 22 */
+        if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+                   &start) != 1)
+            start = 0;
+    }
+    fclose(f);
+    return start;
+}
+
+static void xsc_holder_path(struct xsc_conn *c, char *path, size_t cap)
+{
+    snprintf(path, cap, "/local/domain/%u/data/pcm_xen/vsnd-%u/holder", c->card.own_domid, c->card.devid);
+}
+
+/* A holder record "PID STARTTIME" names a live process? */
+static bool xsc_holder_alive(const char *rec, long *pid_out)
+{
+    long pid;
+    unsigned long long start;
+
+    if (!rec || sscanf(rec, "%ld %llu", &pid, &start) != 2 || pid <= 0)
+        return false;
+    *pid_out = pid;
+    return pid != (long)getpid() && xsc_proc_starttime(pid) == start;
+}
+
+int xsc_claim(struct xsc_conn *c, char *err)
+{
+    char path[XSC_PATH], me[64];
+
+    xsc_holder_path(c, path, sizeof(path));
+    snprintf(me, sizeof(me), "%ld %llu", (long)getpid(), xsc_proc_starttime(getpid()));
+    /* Read-check-write in a transaction: two processes opening at once cannot both win. */
+    for (int attempt = 0; attempt < 16; attempt++) {
+        xs_transaction_t t = xs_transaction_start(c->xs);
+        char *rec;
+        long pid = 0;
+
+        if (!t)
+            return -errno;
+        rec = xs_read(c->xs, t, path, NULL);
+        if (xsc_holder_alive(rec, &pid)) {
+            free(rec);
+            xs_transaction_end(c->xs, t, true);
+            xsc_err(err, "vsnd card %u is in use by process %ld", c->card.devid, pid);
+            return -EBUSY;
+        }
+        free(rec);
+        if (!xs_write(c->xs, t, path, me, strlen(me))) {
+            int e = errno;
+
+            xs_transaction_end(c->xs, t, true);
+            xsc_err(err, "vsnd card %u: cannot write %s: %s", c->card.devid, path, strerror(e));
+            return -e;
+        }
+        if (xs_transaction_end(c->xs, t, false))
+            return 0;
+        if (errno != EAGAIN)
+            return -errno;
+    }
+    xsc_err(err, "vsnd card %u: xenstore transaction kept conflicting", c->card.devid);
+    return -EAGAIN;
+}
+
+void xsc_release(struct xsc_conn *c)
+{
+    char path[XSC_PATH];
+
+    xsc_holder_path(c, path, sizeof(path));
+    xs_rm(c->xs, XBT_NULL, path);
+}
+
+/* ---------------------------------------------------------------- handshake */
+
+/* Does the backend's `versions` list (when present) include ours? */
+static int xsc_check_versions(struct xsc_conn *c)
+{
+    char *v = xsc_read_key(c, c->card.be_path, "versions");
+    char *save = NULL;
+    bool ok = false;
+
+    if (!v)
+        return 0; /* neither Linux, snd_be nor libxl write it: assume 2 */
+    for (char *tok = strtok_r(v, ",;", &save); tok; tok = strtok_r(NULL, ",;", &save))
+        if (!strcmp(tok, XSC_PROTOCOL_VERSION))
+            ok = true;
+    if (!ok)
+        SNDERR("vsnd card %u: the backend supports protocol versions \"%.40s\", not %s",
+               c->card.devid, v, XSC_PROTOCOL_VERSION);
+    free(v);
+    return ok ? 0 : -EPROTO;
+}
+
+int xsc_prepare_connect(struct xsc_conn *c)
+{
+    int fe = xsc_state_of(c, c->card.fe_path);
+    int be, rc;
+
+    /* A previous holder that died leaves Initialised/Connected (or Closing) behind:
+     * Initialising tells the backend to drop that connection and start over. */
+    if (fe != XenbusStateInitialising && (rc = xsc_write_state(c, XenbusStateInitialising)) < 0)
+        return rc;
+    be = xsc_wait_backend(c, 1u << XenbusStateInitWait, c->timeout_ms);
+    if (be < 0) {
+        SNDERR("vsnd card %u: backend %s did not reach InitWait within %u ms (state %s)", c->card.devid,
+               c->card.be_path, c->timeout_ms, xsc_state_name(xsc_backend_state(c)));
+        return -ENODEV;
+    }
+    return xsc_check_versions(c);
+}
+
+static int xsc_write_key(struct xsc_conn *c, xs_transaction_t t, const char *dir, const char *key, unsigned long v)
+{
+    char path[XSC_PATH], val[24];
+
+    xsc_path(path, "%s/%s", dir, key);
+    snprintf(val, sizeof(val), "%lu", v);
+    return xs_write(c->xs, t, path, val, strlen(val)) ? 0 : -errno;
+}
+
+/* All keys, `version` and state Initialised in one transaction, redone on EAGAIN. */
+static int xsc_publish(struct xsc_conn *c, const struct xsc_stream_keys *keys)
+{
+    for (int attempt = 0; attempt < 16; attempt++) {
+        xs_transaction_t t = xs_transaction_start(c->xs);
+        char path[XSC_PATH];
+        int rc = 0;
+
+        if (!t)
+            return -errno;
+        for (unsigned i = 0; !rc && i < c->card.nstreams; i++) {
+            const struct xsc_stream *st = &c->card.streams[i];
+            char dir[XSC_PATH];
+
+            xsc_path(dir, "%s/%u/%u", c->card.fe_path, st->pcm, st->index);
+            if ((rc = xsc_write_key(c, t, dir, "ring-ref", keys[i].ring_ref)) < 0 ||
+                (rc = xsc_write_key(c, t, dir, "event-channel", keys[i].port)) < 0 ||
+                (rc = xsc_write_key(c, t, dir, "evt-ring-ref", keys[i].evt_ring_ref)) < 0 ||
+                (rc = xsc_write_key(c, t, dir, "evt-event-channel", keys[i].evt_port)) < 0)
+                break;
+        }
+        xsc_path(path, "%s/version", c->card.fe_path);
+        if (!rc && !xs_write(c->xs, t, path, XSC_PROTOCOL_VERSION, 1))
+            rc = -errno;
+        if (!rc)
+            rc = xsc_write_key(c, t, c->card.fe_path, "state", XenbusStateInitialised);
+        if (rc < 0) {
+            xs_transaction_end(c->xs, t, true);
+            return rc;
+        }
+        if (xs_transaction_end(c->xs, t, false))
+            return 0;
+        if (errno != EAGAIN)
+            return -errno;
+    }
+    return -EAGAIN;
+}
+
+int xsc_connect(struct xsc_conn *c, const struct xsc_stream_keys *keys)
+{
+    int rc = xsc_publish(c, keys);
+
+    if (rc < 0) {
+        SNDERR("vsnd card %u: cannot publish the rings in %s: %s", c->card.devid, c->card.fe_path, strerror(-rc));
+        return rc;
+    }
+    rc = xsc_wait_backend(c, 1u << XenbusStateConnected | 1u << XenbusStateClosing | 1u << XenbusStateClosed,
+                          c->timeout_ms);
+    if (rc != XenbusStateConnected) {
+        if (rc == -ETIMEDOUT)
+            SNDERR("vsnd card %u: backend did not connect within %u ms (state %s)", c->card.devid,
+                   c->timeout_ms, xsc_state_name(xsc_backend_state(c)));
+        else
+            SNDERR("vsnd card %u: backend refused the connection (state %s); see the backend's log",
+                   c->card.devid, xsc_state_name(rc < 0 ? xsc_backend_state(c) : rc));
+        return -ENODEV;
+    }
+    return xsc_write_state(c, XenbusStateConnected);
+}
+
+void xsc_disconnect(struct xsc_conn *c)
+{
+    /* Best effort: the backend tears down on Closing; give it a bounded moment to unmap
+     * before we revoke the grants (it may still hold them afterwards, which Xen allows). */
+    if (xsc_write_state(c, XenbusStateClosing) == 0)
+        xsc_wait_backend(c, 1u << XenbusStateInitWait | 1u << XenbusStateClosed,
+                         c->timeout_ms < 1000 ? c->timeout_ms : 1000);
+    xsc_write_state(c, XenbusStateClosed);
+    xsc_write_state(c, XenbusStateInitialising);
+}

@@ -43,6 +43,23 @@ include test/xensim/xensim.mk
 # Every test program/script; each prints PASS:/FAIL: lines, test/run-tests adds them up.
 CHECK_TESTS += $(XENSIM_TESTS) $(SNDBACK_TESTS) $(SIM_TESTS)
 
+# make install: the plugin into alsa-lib's plugin directory, pcm.xen/pcm.xen_raw into conf.d.
+ALSA_PLUGIN_DIR ?= $(shell pkg-config --variable=libdir alsa 2>/dev/null || echo /usr/lib/x86_64-linux-gnu)/alsa-lib
+ALSA_CONF_DIR   ?= /etc/alsa/conf.d
+install: $(PLUGIN)
+	install -D -m 0644 $(PLUGIN) $(DESTDIR)$(ALSA_PLUGIN_DIR)/libasound_module_pcm_xen.so
+	install -D -m 0644 50-pcm-xen.conf $(DESTDIR)$(ALSA_CONF_DIR)/50-pcm-xen.conf
+uninstall:
+	rm -f $(DESTDIR)$(ALSA_PLUGIN_DIR)/libasound_module_pcm_xen.so $(DESTDIR)$(ALSA_CONF_DIR)/50-pcm-xen.conf
+
+# Unit tests of the plugin's pure parts (no Xen needed).
+UNIT_TESTS = $(BUILD)/unit/test-xs-config
+all: $(UNIT_TESTS)
+$(BUILD)/unit/test-xs-config: test/unit/test-xs-config.c xs_config.c xs_config.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -I. -o $@ test/unit/test-xs-config.c xs_config.c $(LDFLAGS_COMMON) $(ALSA_LIBS) $(XEN_LIBS)
+CHECK_TESTS += test/unit/run-unit
+
 deps:
 	@test/deps $(DEB_PACKAGES)
 

@@ -58,7 +58,7 @@ int xsc_parse_uint(const char *s, uint64_t max, uint64_t *out)
     for (; *s; s++) {
         if (*s < '0' || *s > '9')
             return -EINVAL;
-        if (v > (max - (uint64_t)(*s - '0')) / 10)
+        if ((uint64_t)(*s - '0') > max || v > (max - (uint64_t)(*s - '0')) / 10)
             return -ERANGE;
         v = v * 10 + (uint64_t)(*s - '0');
     }
@@ -221,6 +221,8 @@ static int xsc_read_limits(xsc_read_fn rd, void *ctx, const char *dir, struct xs
                 own.channels_min = (unsigned)u;
             if (k == 3 && u < own.channels_max)
                 own.channels_max = (unsigned)u;
+            if (k == 3)
+                own.set |= XSC_SET_CHANNELS_MAX;
             break;
         default:
             rc = xsc_parse_uint(v, UINT32_MAX, &u);
@@ -228,6 +230,7 @@ static int xsc_read_limits(xsc_read_fn rd, void *ctx, const char *dir, struct xs
                 rc = -EINVAL;
             if (!rc && u < own.buffer_size)
                 own.buffer_size = (uint32_t)u;
+            own.set |= XSC_SET_BUFFER_SIZE;
             break;
         }
         if (rc < 0) {
@@ -246,8 +249,8 @@ static int xsc_read_limits(xsc_read_fn rd, void *ctx, const char *dir, struct xs
     return 0;
 }
 
-/* Card-level defaults when xenstore says nothing: every format (the backend's HW_PARAM_QUERY
- * narrows it), the standard rates, 1-2 channels and 64 KiB, as the Linux frontend assumes. */
+/* Card-level start: every format (the backend's HW_PARAM_QUERY narrows it), the standard
+ * rates, any channel count and size; xsc_apply_defaults fills what no level set. */
 static void xsc_default_limits(struct xsc_limits *l)
 {
     static const uint32_t rates[] = { 5512, 8000, 11025, 16000, 22050, 32000, 44100, 48000,
@@ -258,8 +261,19 @@ static void xsc_default_limits(struct xsc_limits *l)
     memcpy(l->rates, rates, sizeof(rates));
     l->nrates = sizeof(rates) / sizeof(rates[0]);
     l->channels_min = 1;
-    l->channels_max = 2;
-    l->buffer_size = 65536;
+    l->channels_max = XSC_MAX_CHANNELS;
+    l->buffer_size = UINT32_MAX;
+}
+
+/* Keys no level set get the Linux frontend's defaults: at most 2 channels, 64 KiB. */
+static void xsc_apply_defaults(struct xsc_limits *l)
+{
+    if (!(l->set & XSC_SET_CHANNELS_MAX))
+        l->channels_max = l->channels_min > 2 ? l->channels_min : 2;
+    if (!(l->set & XSC_SET_BUFFER_SIZE))
+        l->buffer_size = 65536;
+    if (l->buffer_size > XSC_BUFFER_SIZE_CAP)
+        l->buffer_size = XSC_BUFFER_SIZE_CAP;
 }
 
 static int xsc_read_name(xsc_read_fn rd, void *ctx, const char *dir, const char *key, char *out, size_t cap,
@@ -356,8 +370,7 @@ int xsc_parse_card(xsc_read_fn rd, void *ctx, const char *fe_path, struct xsc_ca
             st->lim = pcm_lim;
             if ((rc = xsc_parse_stream(rd, ctx, sdir, st, err)) < 0)
                 return rc;
-            if (st->lim.buffer_size > XSC_BUFFER_SIZE_CAP)
-                st->lim.buffer_size = XSC_BUFFER_SIZE_CAP;
+            xsc_apply_defaults(&st->lim);
             card->nstreams++;
         }
     }

@@ -24,7 +24,10 @@ struct xsc_limits {
     unsigned nrates;             /* sorted ascending, no duplicates */
     unsigned channels_min, channels_max;
     uint32_t buffer_size;        /* octets */
+    unsigned set;                /* XSC_SET_*: which keys some level gave */
 };
+#define XSC_SET_CHANNELS_MAX 1u
+#define XSC_SET_BUFFER_SIZE  2u
 
 struct xsc_stream {
     unsigned pcm, index;         /* <FE dir>/<pcm>/<index> */

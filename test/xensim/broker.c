@@ -1,11 +1,1011 @@
-/* Placeholder: the broker server is being written. */
+/* The event-channel and grant broker of xensimd: plays the hypervisor's event-channel and grant
+ * tables plus the guest kernels' evtchn, gntalloc and gntdev drivers for the look-alike
+ * libxenevtchn/libxengnttab (protocol: xsim_proto.h, overview: README-evtchn-gnttab.md).
+ * Every client is untrusted (this is dom0 code): each message is size-checked and copied once,
+ * every id is looked up before use, and a malformed message closes the connection.
+ * The daemon is single-threaded: nothing here needs a lock. */
 #include "xensimd.h"
-#include <stddef.h>
-static void br_init(unsigned n) { (void)n; }
-static void *br_accept(int fd, unsigned domid, const struct ucred *peer) { (void)fd; (void)domid; (void)peer; return NULL; }
-static int br_readable(void *c) { (void)c; return -1; }
-static void br_close(void *c) { (void)c; }
+#include "xsim_proto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define BR_NR_PORTS        1024u   /* ports 0..1023 per domain: libxl's max_event_channels 1023 */
+#define BR_ABI_NR_CHANNELS 4096u   /* a guest kernel's 2-level ABI: unbind beyond it is EINVAL */
+#define BR_NR_REFS         8192u   /* grant-table entries per domain */
+#define BR_FIRST_REF       8u      /* refs 0..7 are reserved in Xen (console, xenstore ...) */
+#define BR_MAX_NOTES       1024u   /* armed map notifications per gnttab connection */
+#define BR_MAX_PORT_REFS   32767u  /* the kernel's refcount is a short */
+#define BR_DOMID_SELF      0x7FF0u
+#define BR_DOMID_FIRST_RESERVED 0x7FF0u
+#define BR_MAX_FDS_OUT     XSIM_MAP_CHUNK
+
+enum br_port_state { BR_PORT_FREE, BR_PORT_RESERVED, BR_PORT_UNBOUND, BR_PORT_INTERDOMAIN };
+
+struct br_conn;
+
+struct br_port {
+    uint8_t state;           /* enum br_port_state */
+    bool masked;             /* delivered and not unmasked yet (the evtchn driver's !enabled) */
+    bool pending;            /* an event came while masked: delivered again on unmask */
+    uint16_t remote_dom;     /* UNBOUND: the only domain that may bind it; INTERDOMAIN: the peer */
+    uint32_t remote_port;    /* INTERDOMAIN: the peer's port */
+    struct br_conn *owner;   /* the evtchn handle it is delivered to; NULL once unbound */
+    unsigned refs;           /* unmap notifications holding it open (the kernel's evtchn_get) */
+};
+
+/* What to do when a shared or mapped page goes away (UNMAP_NOTIFY_* of gntalloc/gntdev). */
+struct br_notify {
+    bool clear;              /* zero the byte at offset */
+    bool event;              /* send on port (of domain domid); holds a reference on it */
+    uint32_t offset;
+    uint32_t port;
+    unsigned domid;
+};
+
+/* One xengntshr_share_pages call: pages in one memfd, one grant per page. */
+struct br_share {
+    uint32_t id;             /* the granter's name for it (SHR_UNSHARE) */
+    unsigned domid;          /* granting domain */
+    uint16_t grantee;
+    bool writable;
+    int memfd;               /* the pages (shared memory of granter and mappers); size-sealed */
+    uint32_t npages, nlive;  /* pages, pages still granted */
+    uint32_t *refs;          /* grant ref of each page, 0 once revoked */
+    unsigned users;          /* 1 while pages are granted, +1 per armed map notification */
+    struct br_notify notify; /* share_page_notify: fired when page 0 is revoked */
+    struct br_share *next;   /* in the granting connection's list */
+};
+
+struct br_grant {
+    struct br_share *share;  /* NULL: free entry */
+    uint32_t page;
+};
+
+/* xengnttab_map_grant_ref_notify: fired on unmap or when the mapping process goes away. */
+struct br_note {
+    uint32_t id;
+    struct br_share *share;  /* holds a user reference: the byte is cleared in its memfd */
+    uint32_t page;
+    struct br_notify notify;
+    struct br_note *next;
+};
+
+struct br_domain {
+    struct br_port ports[BR_NR_PORTS];
+    struct br_grant *grants; /* BR_NR_REFS entries, allocated with the first share */
+    uint32_t next_ref;       /* where the search for a free ref starts (refs are reused late) */
+    unsigned shared_pages;   /* counted against XSIM_GNT_DOMAIN_LIMIT */
+};
+
+struct br_conn {
+    int fd;
+    unsigned domid;
+    int pid;
+    uint32_t kind;           /* enum xsim_kind, 0 before HELLO */
+    bool closed;             /* BYE done: everything released, no more requests */
+    int pipe_w;              /* EVTCHN: write end of the delivery pipe, -1 if none */
+    dev_t pipe_dev;
+    ino_t pipe_ino;
+    struct br_share *shares; /* GNTSHR: shares this handle made */
+    struct br_note *notes;   /* GNTTAB: armed map notifications */
+    unsigned nnotes;
+    uint32_t next_id;
+    struct br_conn *next_ev; /* in br_evtchn_conns */
+};
+
+/* What a handler wants to send back. */
+struct br_reply {
+    struct xsim_rep rep;
+    size_t len;
+    int fds[BR_MAX_FDS_OUT];
+    bool close_fd[BR_MAX_FDS_OUT]; /* temporary fds (read-only reopens) closed once sent */
+    unsigned nfds;
+};
+
+static struct br_domain *br_domains;
+static unsigned br_ndomains;
+static struct br_conn *br_evtchn_conns; /* every evtchn connection, for EV_ATTACH */
+
+#define BR_LOG(c, ...)                                                                 \
+    do {                                                                               \
+        if (xsim_verbose)                                                              \
+            br_log(c, __VA_ARGS__);                                                    \
+    } while (0)
+
+static void br_log(const struct br_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void br_log(const struct br_conn *c, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    xsim_log("broker: dom%u pid %d: %s", c->domid, c->pid, msg);
+}
+
+/* ---- event channels ---- */
+
+static struct br_port *br_port(unsigned domid, uint32_t port)
+{
+    return port < BR_NR_PORTS ? &br_domains[domid].ports[port] : NULL;
+}
+
+static void br_deliver(struct br_conn *owner, uint32_t port)
+{
+    /* Non-blocking write of 4 bytes (atomic in a pipe); at most one queued delivery per bound
+     * port, so the 64 KiB pipe only fills after >16000 unbind/rebind cycles with no reader. */
+    if (owner->pipe_w < 0 || write(owner->pipe_w, &port, sizeof(port)) != (ssize_t)sizeof(port))
+        xsim_log("broker: dom%u pid %d: delivery queue full or gone, event on port %u lost",
+                 owner->domid, owner->pid, port);
+}
+
+/* The hypervisor marks (domid, port) pending; the owning handle gets it unless masked. */
+static void br_set_pending(unsigned domid, uint32_t port)
+{
+    struct br_port *p = br_port(domid, port);
+
+    if (!p->owner || p->masked) {
+        p->pending = true;
+        return;
+    }
+    p->masked = true;
+    br_deliver(p->owner, port);
+}
+
+/* EVTCHNOP_send from (domid, port): interdomain -> the peer; unbound -> silently dropped. */
+static void br_send(unsigned domid, uint32_t port)
+{
+    struct br_port *p = br_port(domid, port);
+
+    if (p->state == BR_PORT_INTERDOMAIN)
+        br_set_pending(p->remote_dom, p->remote_port);
+}
+
+/* EVTCHNOP_close: the peer of an interdomain port reverts to unbound, reserved for us. */
+static void br_port_close(unsigned domid, uint32_t port)
+{
+    struct br_port *p = br_port(domid, port);
+
+    if (p->state == BR_PORT_INTERDOMAIN) {
+        struct br_port *r = br_port(p->remote_dom, p->remote_port);
+
+        r->state = BR_PORT_UNBOUND;
+        r->remote_dom = (uint16_t)domid;
+        r->remote_port = 0;
+    }
+    *p = (struct br_port){ .state = BR_PORT_FREE };
+}
+
+static void br_port_disown(unsigned domid, uint32_t port)
+{
+    struct br_port *p = br_port(domid, port);
+
+    p->owner = NULL;
+    p->masked = p->pending = false;
+    if (!p->refs)
+        br_port_close(domid, port);
+}
+
+/* evtchn_get: only a port bound through the evtchn driver (or still held) can be referenced. */
+static int br_port_get(unsigned domid, uint32_t port)
+{
+    struct br_port *p = br_port(domid, port);
+
+    if (!p || (p->state != BR_PORT_UNBOUND && p->state != BR_PORT_INTERDOMAIN) ||
+        (!p->owner && !p->refs) || p->refs >= BR_MAX_PORT_REFS)
+        return EINVAL;
+    p->refs++;
+    return 0;
+}
+
+static void br_port_put(unsigned domid, uint32_t port)
+{
+    struct br_port *p = br_port(domid, port);
+
+    if (--p->refs == 0 && !p->owner)
+        br_port_close(domid, port);
+}
+
+/* Xen's get_free_port: the lowest free one (0 is reserved). */
+static int br_port_alloc(unsigned domid, uint32_t *port)
+{
+    for (uint32_t i = 1; i < BR_NR_PORTS; i++)
+        if (br_domains[domid].ports[i].state == BR_PORT_FREE) {
+            *port = i;
+            return 0;
+        }
+    return ENOSPC;
+}
+
+static bool br_owns(const struct br_conn *c, uint32_t port)
+{
+    const struct br_port *p = br_port(c->domid, port);
+
+    return p && p->owner == c;
+}
+
+static int br_ev_bind_unbound(struct br_conn *c, uint32_t remote, uint32_t *out)
+{
+    struct br_port *p;
+    int err;
+
+    if (remote == BR_DOMID_SELF)
+        remote = c->domid;
+    if (remote > UINT16_MAX) /* the kernel would truncate it to a domid_t */
+        return EINVAL;
+    if ((err = br_port_alloc(c->domid, out)))
+        return err;
+    p = br_port(c->domid, *out);
+    *p = (struct br_port){ .state = BR_PORT_UNBOUND, .remote_dom = (uint16_t)remote, .owner = c };
+    return 0;
+}
+
+static int br_ev_bind_interdomain(struct br_conn *c, uint32_t rdom, uint32_t rport, uint32_t *out)
+{
+    struct br_port *l, *r;
+    int err;
+
+    if (rdom == BR_DOMID_SELF)
+        rdom = c->domid;
+    if (rdom >= br_ndomains)
+        return ESRCH;
+    if ((err = br_port_alloc(c->domid, out)))
+        return err;
+    r = br_port(rdom, rport);
+    if (!r || r->state != BR_PORT_UNBOUND || r->remote_dom != c->domid)
+        return EINVAL;
+    l = br_port(c->domid, *out);
+    *l = (struct br_port){ .state = BR_PORT_INTERDOMAIN, .remote_dom = (uint16_t)rdom,
+                           .remote_port = rport, .owner = c };
+    r->state = BR_PORT_INTERDOMAIN;
+    r->remote_dom = (uint16_t)c->domid;
+    r->remote_port = *out;
+    /* As Xen: notifications sent to the unbound port may have been lost, so the new local
+     * port is always made pending once. Binders see one event right after binding. */
+    br_set_pending(c->domid, *out);
+    return 0;
+}
+
+static int br_ev_notify(struct br_conn *c, uint32_t port)
+{
+    if (!br_owns(c, port))
+        return ENOTCONN;
+    br_send(c->domid, port);
+    return 0;
+}
+
+/* Like a write() to the evtchn device: unknown ports are ignored, never an error. */
+static void br_ev_unmask(struct br_conn *c, uint32_t port)
+{
+    struct br_port *p = br_port(c->domid, port);
+
+    if (!br_owns(c, port) || !p->masked)
+        return;
+    p->masked = false;
+    if (p->pending) {
+        p->pending = false;
+        br_set_pending(c->domid, port);
+    }
+}
+
+static int br_ev_unbind(struct br_conn *c, uint32_t port)
+{
+    if (port >= BR_ABI_NR_CHANNELS)
+        return EINVAL;
+    if (!br_owns(c, port))
+        return ENOTCONN;
+    br_port_disown(c->domid, port);
+    return 0;
+}
+
+static int br_pipe_identity(int fd, dev_t *dev, ino_t *ino)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
+        return EINVAL;
+    *dev = st.st_dev;
+    *ino = st.st_ino;
+    return 0;
+}
+
+/* xenevtchn_fdopen: connection c takes over the handle whose delivery pipe fd is. */
+static int br_ev_attach(struct br_conn *c, int fd)
+{
+    struct br_conn *old;
+    dev_t dev;
+    ino_t ino;
+
+    if (fd < 0 || br_pipe_identity(fd, &dev, &ino))
+        return EINVAL;
+    for (old = br_evtchn_conns; old; old = old->next_ev)
+        if (old != c && old->pipe_w >= 0 && old->domid == c->domid && old->pipe_dev == dev &&
+            old->pipe_ino == ino)
+            break;
+    if (!old)
+        return EINVAL;
+    for (uint32_t i = 1; i < BR_NR_PORTS; i++)
+        if (br_domains[c->domid].ports[i].owner == old)
+            br_domains[c->domid].ports[i].owner = c;
+    close(c->pipe_w);
+    c->pipe_w = old->pipe_w;
+    c->pipe_dev = dev;
+    c->pipe_ino = ino;
+    old->pipe_w = -1;
+    return 0;
+}
+
+/* ---- grants ---- */
+
+/* A connection's next share or notification id; 0 is never used ("none"). */
+static uint32_t br_next_id(struct br_conn *c)
+{
+    if (++c->next_id == 0)
+        c->next_id = 1;
+    return c->next_id;
+}
+
+static void br_share_put(struct br_share *s)
+{
+    if (--s->users)
+        return;
+    close(s->memfd);
+    free(s->refs);
+    free(s);
+}
+
+static void br_notify_fire(const struct br_notify *n, struct br_share *s, uint32_t page)
+{
+    static const uint8_t zero;
+
+    /* The byte first, then the event (gntalloc/gntdev order): the peer sees it cleared. */
+    if (n->clear && pwrite(s->memfd, &zero, 1, (off_t)page * XSIM_PAGE_SIZE + n->offset) != 1)
+        xsim_log("broker: cannot clear unmap-notify byte: %s", strerror(errno));
+    if (n->event) {
+        br_send(n->domid, n->port);
+        br_port_put(n->domid, n->port);
+    }
+}
+
+static bool br_notify_requested(const struct xsim_req_notify *req)
+{
+    return req->offset < XSIM_PAGE_SIZE || req->port != XSIM_NO_PORT;
+}
+
+/* Validates an unmap-notify request of a connection in domain domid and takes the port. */
+static int br_notify_setup(struct br_notify *n, const struct xsim_req_notify *req, unsigned domid,
+                           bool writable)
+{
+    *n = (struct br_notify){ .clear = req->offset < XSIM_PAGE_SIZE, .event = req->port != XSIM_NO_PORT,
+                             .offset = req->offset, .port = req->port, .domid = domid };
+    if (n->clear && !writable) /* gntdev: a read-only mapping cannot clear a byte */
+        return EINVAL;
+    if (n->event && br_port_get(domid, n->port))
+        return EINVAL;
+    return 0;
+}
+
+static void br_revoke_page(struct br_share *s, uint32_t page)
+{
+    struct br_domain *d = &br_domains[s->domid];
+
+    d->grants[s->refs[page]] = (struct br_grant){ 0 };
+    s->refs[page] = 0;
+    s->nlive--;
+    d->shared_pages--;
+    if (page == 0 && (s->notify.clear || s->notify.event)) {
+        br_notify_fire(&s->notify, s, 0);
+        s->notify = (struct br_notify){ 0 };
+    }
+}
+
+static void br_unlink_share(struct br_conn *c, struct br_share *s)
+{
+    for (struct br_share **pp = &c->shares; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            return;
+        }
+}
+
+/* Picks count free refs, searching on from the last one handed out so refs are reused late. */
+static int br_alloc_refs(struct br_domain *d, uint32_t *refs, uint32_t count)
+{
+    const uint32_t span = BR_NR_REFS - BR_FIRST_REF;
+    uint32_t found = 0, r = d->next_ref;
+
+    if (!d->grants && !(d->grants = calloc(BR_NR_REFS, sizeof(*d->grants))))
+        return ENOMEM;
+    /* Each ref of the cycle is looked at once, so none is picked twice. */
+    for (uint32_t tries = 0; tries < span && found < count; tries++) {
+        if (!d->grants[r].share)
+            refs[found++] = r;
+        r = r + 1 < BR_NR_REFS ? r + 1 : BR_FIRST_REF;
+    }
+    if (found < count)
+        return ENOSPC;
+    d->next_ref = r;
+    return 0;
+}
+
+static int br_make_memfd(uint32_t npages)
+{
+    int fd = memfd_create("xsim-grant", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+    if (fd < 0)
+        return -1;
+    if (ftruncate(fd, (off_t)npages * XSIM_PAGE_SIZE) < 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int br_shr_share(struct br_conn *c, const struct xsim_req_share *req, struct br_reply *out)
+{
+    struct br_domain *d = &br_domains[c->domid];
+    struct br_share *s;
+    uint32_t *refs;
+    int err;
+
+    if (req->domid >= BR_DOMID_FIRST_RESERVED || req->count == 0 || req->writable > 1)
+        return EINVAL;
+    if (req->count > 1 && br_notify_requested(&req->notify))
+        return EINVAL;
+    if (req->count > XSIM_GNT_DOMAIN_LIMIT - d->shared_pages)
+        return ENOSPC;
+    refs = calloc(req->count, sizeof(*refs));
+    s = calloc(1, sizeof(*s));
+    if (!s || !refs) {
+        free(refs);
+        free(s);
+        return ENOMEM;
+    }
+    *s = (struct br_share){ .id = br_next_id(c), .domid = c->domid, .grantee = (uint16_t)req->domid,
+                            .writable = req->writable, .memfd = -1, .npages = req->count,
+                            .nlive = req->count, .refs = refs, .users = 1 };
+    if ((err = br_notify_setup(&s->notify, &req->notify, c->domid, true)))
+        goto fail;
+    if ((s->memfd = br_make_memfd(s->npages)) < 0) {
+        err = ENOMEM;
+        goto fail_notify;
+    }
+    if ((err = br_alloc_refs(d, s->refs, s->npages)))
+        goto fail_notify;
+    for (uint32_t i = 0; i < s->npages; i++)
+        d->grants[s->refs[i]] = (struct br_grant){ .share = s, .page = i };
+    d->shared_pages += s->npages;
+    s->next = c->shares;
+    c->shares = s;
+    memcpy(out->rep.u.refs, s->refs, s->npages * sizeof(*s->refs));
+    out->rep.val = s->id;
+    out->rep.n = s->npages;
+    out->len = XSIM_REP_HDR_SIZE + s->npages * sizeof(uint32_t);
+    out->fds[out->nfds++] = s->memfd;
+    return 0;
+
+fail_notify:
+    if (s->notify.event)
+        br_port_put(c->domid, s->notify.port);
+fail:
+    if (s->memfd >= 0)
+        close(s->memfd);
+    free(s->refs);
+    free(s);
+    return err;
+}
+
+static int br_shr_unshare(struct br_conn *c, const struct xsim_req_unshare *req, struct br_reply *out)
+{
+    struct br_share *s = c->shares;
+
+    while (s && s->id != req->share_id)
+        s = s->next;
+    if (!s || req->count == 0 || req->first >= s->npages || req->count > s->npages - req->first)
+        return EINVAL;
+    for (uint32_t i = req->first; i < req->first + req->count; i++)
+        if (!s->refs[i])
+            return EINVAL;
+    for (uint32_t i = req->first; i < req->first + req->count; i++)
+        br_revoke_page(s, i);
+    if (!s->nlive) {
+        br_unlink_share(c, s);
+        br_share_put(s);
+        out->rep.flags = XSIM_REP_GONE;
+    }
+    return 0;
+}
+
+/* The grant (domid, ref) as seen by a mapper in domain `mapper`, or NULL (Xen: GNTST_*). */
+static const struct br_grant *br_lookup_grant(unsigned domid, uint32_t ref, unsigned mapper, bool writable,
+                                              const char **why)
+{
+    const struct br_grant *g;
+
+    if (domid >= br_ndomains) {
+        *why = "no such domain";
+        return NULL;
+    }
+    if (ref < BR_FIRST_REF || ref >= BR_NR_REFS || !br_domains[domid].grants ||
+        !(g = &br_domains[domid].grants[ref])->share) {
+        *why = "no such grant";
+        return NULL;
+    }
+    if (g->share->grantee != mapper) {
+        *why = "granted to another domain";
+        return NULL;
+    }
+    if (writable && !g->share->writable) {
+        *why = "write-map of a read-only grant";
+        return NULL;
+    }
+    return g;
+}
+
+/* Index of s's fd in the reply, adding it (reopened read-only unless writable) if needed. */
+static int br_reply_fd(struct br_reply *out, struct br_share *const *shares, struct br_share *s, bool writable)
+{
+    char path[64];
+    int fd;
+
+    for (unsigned i = 0; i < out->nfds; i++)
+        if (shares[i] == s)
+            return (int)i;
+    if (writable) {
+        fd = s->memfd;
+    } else {
+        /* A read-only file description: not even mprotect can make the mapping writable. */
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", s->memfd);
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+            return -1;
+    }
+    out->close_fd[out->nfds] = !writable;
+    out->fds[out->nfds] = fd;
+    return (int)out->nfds++;
+}
+
+static int br_tab_map(struct br_conn *c, const struct xsim_req_map *req, struct br_reply *out)
+{
+    struct br_share *shares[XSIM_MAP_CHUNK];
+    const struct br_grant *g[XSIM_MAP_CHUNK];
+    struct br_note *note = NULL;
+    const char *why = "";
+    int err;
+
+    if (req->writable > 1 || (req->count > 1 && br_notify_requested(&req->notify)))
+        return EINVAL;
+    for (uint32_t i = 0; i < req->count; i++)
+        if (!(g[i] = br_lookup_grant(req->refs[i].domid, req->refs[i].ref, c->domid, req->writable, &why))) {
+            BR_LOG(c, "map dom%u ref %u refused: %s", req->refs[i].domid, req->refs[i].ref, why);
+            return EINVAL;
+        }
+    if (br_notify_requested(&req->notify)) {
+        if (c->nnotes >= BR_MAX_NOTES)
+            return ENOSPC;
+        if (!(note = calloc(1, sizeof(*note))))
+            return ENOMEM;
+        if ((err = br_notify_setup(&note->notify, &req->notify, c->domid, req->writable))) {
+            free(note);
+            return err;
+        }
+    }
+    for (uint32_t i = 0; i < req->count; i++) {
+        int idx = br_reply_fd(out, shares, g[i]->share, req->writable);
+
+        if (idx < 0) {
+            if (note && note->notify.event)
+                br_port_put(c->domid, note->notify.port);
+            free(note);
+            return ENOMEM;
+        }
+        shares[idx] = g[i]->share;
+        out->rep.u.pages[i] = (struct xsim_map_page){ .fd_index = (uint32_t)idx, .page = g[i]->page };
+    }
+    if (note) {
+        note->id = br_next_id(c);
+        note->share = g[0]->share;
+        note->share->users++;
+        note->page = g[0]->page;
+        note->next = c->notes;
+        c->notes = note;
+        c->nnotes++;
+        out->rep.val = note->id;
+    }
+    out->rep.n = req->count;
+    out->len = XSIM_REP_HDR_SIZE + req->count * sizeof(struct xsim_map_page);
+    return 0;
+}
+
+static void br_note_fire(struct br_note *n)
+{
+    br_notify_fire(&n->notify, n->share, n->page);
+    br_share_put(n->share);
+    free(n);
+}
+
+static int br_tab_unmap_notify(struct br_conn *c, uint32_t id)
+{
+    for (struct br_note **pp = &c->notes; *pp; pp = &(*pp)->next)
+        if ((*pp)->id == id) {
+            struct br_note *n = *pp;
+
+            *pp = n->next;
+            c->nnotes--;
+            br_note_fire(n);
+            return 0;
+        }
+    return EINVAL;
+}
+
+/* ---- connections ---- */
+
+static int br_hello(struct br_conn *c, const struct xsim_req_hello *h, struct br_reply *out)
+{
+    int p[2];
+
+    if (c->kind || h->version != XSIM_PROTO_VERSION || h->kind < XSIM_KIND_EVTCHN || h->kind > XSIM_KIND_GNTSHR)
+        return -1;
+    c->kind = h->kind;
+    out->rep.val = c->domid;
+    if (c->kind != XSIM_KIND_EVTCHN)
+        return 0;
+    /* The client's end blocks (xenevtchn_pending blocks like read() on the device); ours must not. */
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return ENFILE;
+    if (fcntl(p[1], F_SETFL, O_NONBLOCK) < 0 || br_pipe_identity(p[0], &c->pipe_dev, &c->pipe_ino)) {
+        close(p[0]);
+        close(p[1]);
+        return ENFILE;
+    }
+    c->pipe_w = p[1];
+    c->next_ev = br_evtchn_conns;
+    br_evtchn_conns = c;
+    out->fds[0] = p[0];
+    out->close_fd[0] = true;
+    out->nfds = 1;
+    return 0;
+}
+
+static const char *br_op_name(uint32_t op)
+{
+    static const char *const names[] = {
+        [XSIM_OP_HELLO] = "hello", [XSIM_OP_EV_BIND_UNBOUND] = "bind_unbound",
+        [XSIM_OP_EV_BIND_INTERDOMAIN] = "bind_interdomain", [XSIM_OP_EV_NOTIFY] = "notify",
+        [XSIM_OP_EV_UNMASK] = "unmask", [XSIM_OP_EV_UNBIND] = "unbind", [XSIM_OP_EV_ATTACH] = "attach",
+        [XSIM_OP_SHR_SHARE] = "share", [XSIM_OP_SHR_UNSHARE] = "unshare", [XSIM_OP_TAB_MAP] = "map",
+        [XSIM_OP_TAB_UNMAP_NOTIFY] = "unmap_notify", [XSIM_OP_BYE] = "bye",
+    };
+
+    return op < sizeof(names) / sizeof(names[0]) && names[op] ? names[op] : "?";
+}
+
+/* Expected size of a request, or 0 if op is unknown or not allowed for the connection kind. */
+static size_t br_req_size(const struct br_conn *c, const struct xsim_req *req, size_t got)
+{
+    uint32_t need_kind = 0;
+    size_t size = 0;
+
+    switch (req->op) {
+    case XSIM_OP_HELLO: return c->kind ? 0 : XSIM_REQ_SIZE(hello);
+    case XSIM_OP_BYE: return c->kind && !c->closed ? offsetof(struct xsim_req, u) : 0;
+    case XSIM_OP_EV_BIND_UNBOUND:
+    case XSIM_OP_EV_BIND_INTERDOMAIN:
+    case XSIM_OP_EV_NOTIFY:
+    case XSIM_OP_EV_UNMASK:
+    case XSIM_OP_EV_UNBIND: need_kind = XSIM_KIND_EVTCHN; size = XSIM_REQ_SIZE(port); break;
+    case XSIM_OP_EV_ATTACH: need_kind = XSIM_KIND_EVTCHN; size = offsetof(struct xsim_req, u); break;
+    case XSIM_OP_SHR_SHARE: need_kind = XSIM_KIND_GNTSHR; size = XSIM_REQ_SIZE(share); break;
+    case XSIM_OP_SHR_UNSHARE: need_kind = XSIM_KIND_GNTSHR; size = XSIM_REQ_SIZE(unshare); break;
+    case XSIM_OP_TAB_UNMAP_NOTIFY: need_kind = XSIM_KIND_GNTTAB; size = XSIM_REQ_SIZE(unmap_notify); break;
+    case XSIM_OP_TAB_MAP:
+        need_kind = XSIM_KIND_GNTTAB;
+        if (got < XSIM_REQ_MAP_SIZE(0) || req->u.map.count == 0 || req->u.map.count > XSIM_MAP_CHUNK)
+            return 0;
+        size = XSIM_REQ_MAP_SIZE(req->u.map.count);
+        break;
+    default: return 0;
+    }
+    return c->kind == need_kind && !c->closed ? size : 0;
+}
+
+static void br_release(struct br_conn *c);
+
+/* Runs one well-formed request; returns the errno for the reply, or -1 to drop the connection. */
+static int br_dispatch(struct br_conn *c, const struct xsim_req *req, int fd_in, struct br_reply *out)
+{
+    const struct xsim_req_port *pt = &req->u.port;
+    int err;
+
+    switch (req->op) {
+    case XSIM_OP_HELLO:
+        err = br_hello(c, &req->u.hello, out);
+        BR_LOG(c, "hello kind %u -> %d", req->u.hello.kind, err);
+        return err;
+    case XSIM_OP_EV_BIND_UNBOUND:
+        err = br_ev_bind_unbound(c, pt->domid, &out->rep.val);
+        BR_LOG(c, "bind_unbound(remote dom%u) -> %s port %u", pt->domid, strerror(err), err ? 0 : out->rep.val);
+        return err;
+    case XSIM_OP_EV_BIND_INTERDOMAIN:
+        err = br_ev_bind_interdomain(c, pt->domid, pt->port, &out->rep.val);
+        BR_LOG(c, "bind_interdomain(dom%u port %u) -> %s port %u", pt->domid, pt->port, strerror(err),
+               err ? 0 : out->rep.val);
+        return err;
+    case XSIM_OP_EV_NOTIFY:
+        err = br_ev_notify(c, pt->port);
+        BR_LOG(c, "notify(port %u) -> %s", pt->port, strerror(err));
+        return err;
+    case XSIM_OP_EV_UNMASK:
+        br_ev_unmask(c, pt->port);
+        BR_LOG(c, "unmask(port %u)", pt->port);
+        return 0;
+    case XSIM_OP_EV_UNBIND:
+        err = br_ev_unbind(c, pt->port);
+        BR_LOG(c, "unbind(port %u) -> %s", pt->port, strerror(err));
+        return err;
+    case XSIM_OP_EV_ATTACH:
+        err = br_ev_attach(c, fd_in);
+        BR_LOG(c, "attach -> %s", strerror(err));
+        return err;
+    case XSIM_OP_SHR_SHARE:
+        err = br_shr_share(c, &req->u.share, out);
+        BR_LOG(c, "share(%u pages to dom%u, %s) -> %s id %u", req->u.share.count, req->u.share.domid,
+               req->u.share.writable ? "rw" : "ro", strerror(err), out->rep.val);
+        return err;
+    case XSIM_OP_SHR_UNSHARE:
+        err = br_shr_unshare(c, &req->u.unshare, out);
+        BR_LOG(c, "unshare(id %u pages %u+%u) -> %s", req->u.unshare.share_id, req->u.unshare.first,
+               req->u.unshare.count, strerror(err));
+        return err;
+    case XSIM_OP_TAB_MAP:
+        err = br_tab_map(c, &req->u.map, out);
+        BR_LOG(c, "map(%u refs from dom%u ref %u.., %s) -> %s", req->u.map.count, req->u.map.refs[0].domid,
+               req->u.map.refs[0].ref, req->u.map.writable ? "rw" : "ro", strerror(err));
+        return err;
+    case XSIM_OP_TAB_UNMAP_NOTIFY:
+        err = br_tab_unmap_notify(c, req->u.unmap_notify.notify_id);
+        BR_LOG(c, "unmap_notify(id %u) -> %s", req->u.unmap_notify.notify_id, strerror(err));
+        return err;
+    case XSIM_OP_BYE:
+        BR_LOG(c, "handle closed");
+        br_release(c);
+        c->closed = true;
+        return 0;
+    }
+    return -1;
+}
+
+/* Receives one message; *fd_in gets a passed descriptor (at most one is accepted). */
+static ssize_t br_recv(struct br_conn *c, struct xsim_req *req, int *fd_in, bool *bad)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct iovec iov = { req, sizeof(*req) };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                          .msg_controllen = sizeof(ctl.buf) };
+    ssize_t n = recvmsg(c->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+    *fd_in = -1;
+    if (n < 0)
+        return n;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+            int fd;
+
+            /* Room for one descriptor only: the kernel drops any others (MSG_CTRUNC). */
+            if (cm->cmsg_len < CMSG_LEN(sizeof(int)))
+                continue;
+            memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
+            if (*fd_in < 0)
+                *fd_in = fd;
+            else
+                close(fd);
+        }
+    *bad = (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0;
+    return n;
+}
+
+static int br_send_reply(struct br_conn *c, struct br_reply *out)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int) * BR_MAX_FDS_OUT)];
+    } ctl;
+    struct iovec iov = { &out->rep, out->len };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    ssize_t n;
+
+    if (out->nfds) {
+        struct cmsghdr *cm;
+
+        msg.msg_control = ctl.buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * out->nfds);
+        cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * out->nfds);
+        memcpy(CMSG_DATA(cm), out->fds, sizeof(int) * out->nfds);
+    }
+    /* Never blocks: a client that does not read its replies is dropped. */
+    n = sendmsg(c->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    for (unsigned i = 0; i < out->nfds; i++)
+        if (out->close_fd[i])
+            close(out->fds[i]);
+    if (n != (ssize_t)out->len) {
+        BR_LOG(c, "cannot send reply: %s", n < 0 ? strerror(errno) : "short send");
+        return -1;
+    }
+    return 0;
+}
+
+static int br_on_readable(void *conn)
+{
+    struct br_conn *c = conn;
+    struct br_reply *out;
+    struct xsim_req req;
+    bool bad = false;
+    int fd_in, err, rc;
+    ssize_t n;
+    size_t want;
+
+    memset(&req, 0, sizeof(req));
+    n = br_recv(c, &req, &fd_in, &bad);
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    if (n == 0)
+        return -1; /* peer closed (a zero-length message is no request either) */
+    want = (size_t)n >= offsetof(struct xsim_req, u) ? br_req_size(c, &req, (size_t)n) : 0;
+    if (bad || !want || (size_t)n != want || req.reserved ||
+        (fd_in >= 0 && req.op != XSIM_OP_EV_ATTACH)) {
+        xsim_log("broker: dom%u pid %d: malformed request (op %u, %zd bytes): connection closed",
+                 c->domid, c->pid, req.op, n);
+        if (fd_in >= 0)
+            close(fd_in);
+        return -1;
+    }
+    out = calloc(1, sizeof(*out));
+    if (!out) {
+        if (fd_in >= 0)
+            close(fd_in);
+        return -1;
+    }
+    out->len = XSIM_REP_HDR_SIZE;
+    err = br_dispatch(c, &req, fd_in, out);
+    if (fd_in >= 0)
+        close(fd_in);
+    if (err < 0) {
+        xsim_log("broker: dom%u pid %d: bad %s request: connection closed", c->domid, c->pid, br_op_name(req.op));
+        free(out);
+        return -1;
+    }
+    if (err) { /* a refused call carries nothing else */
+        out->rep = (struct xsim_rep){ .err = err };
+        out->len = XSIM_REP_HDR_SIZE;
+        for (unsigned i = 0; i < out->nfds; i++)
+            if (out->close_fd[i])
+                close(out->fds[i]);
+        out->nfds = 0;
+    }
+    rc = br_send_reply(c, out);
+    free(out);
+    return rc;
+}
+
+static void *br_accept(int fd, unsigned domid, const struct ucred *peer)
+{
+    struct br_conn *c;
+
+    if (domid >= br_ndomains || !(c = calloc(1, sizeof(*c))))
+        return NULL;
+    c->fd = fd;
+    c->domid = domid;
+    c->pid = (int)peer->pid;
+    c->pipe_w = -1;
+    return c;
+}
+
+static void br_close_evtchn(struct br_conn *c)
+{
+    for (uint32_t i = 1; i < BR_NR_PORTS; i++)
+        if (br_domains[c->domid].ports[i].owner == c)
+            br_port_disown(c->domid, i);
+    for (struct br_conn **pp = &br_evtchn_conns; *pp; pp = &(*pp)->next_ev)
+        if (*pp == c) {
+            *pp = c->next_ev;
+            break;
+        }
+    if (c->pipe_w >= 0)
+        close(c->pipe_w);
+    c->pipe_w = -1;
+}
+
+/* Close or process death: ports close, grants are revoked, unmap notifications fire (as
+ * evtchn/gntalloc/gntdev release). Runs once per connection. */
+static void br_release(struct br_conn *c)
+{
+    if (c->closed)
+        return;
+    if (c->kind == XSIM_KIND_EVTCHN)
+        br_close_evtchn(c);
+    while (c->shares) {
+        struct br_share *s = c->shares;
+
+        c->shares = s->next;
+        for (uint32_t i = 0; i < s->npages; i++)
+            if (s->refs[i])
+                br_revoke_page(s, i);
+        br_share_put(s);
+    }
+    while (c->notes) {
+        struct br_note *n = c->notes;
+
+        c->notes = n->next;
+        br_note_fire(n);
+    }
+    c->nnotes = 0;
+}
+
+static void br_on_close(void *conn)
+{
+    struct br_conn *c = conn;
+
+    if (!c->closed)
+        BR_LOG(c, "connection gone: releasing its resources");
+    br_release(c);
+    free(c);
+}
+
+static void br_free_all(void)
+{
+    for (unsigned d = 0; d < br_ndomains; d++)
+        free(br_domains[d].grants);
+    free(br_domains);
+    br_domains = NULL;
+}
+
+static void br_init(unsigned ndomains)
+{
+    struct rlimit rl;
+
+    br_domains = calloc(ndomains, sizeof(*br_domains));
+    if (!br_domains) {
+        fprintf(stderr, "xensimd: broker: out of memory\n");
+        exit(1);
+    }
+    br_ndomains = ndomains;
+    for (unsigned d = 0; d < ndomains; d++) {
+        br_domains[d].ports[0].state = BR_PORT_RESERVED;
+        br_domains[d].next_ref = BR_FIRST_REF;
+    }
+    /* Every share holds a memfd: allow as many descriptors as the hard limit does. */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    atexit(br_free_all);
+}
+
 const struct xsim_module xsim_broker_module = {
-    .name = "broker", .sock_name = "xensim", .sock_type = SOCK_SEQPACKET,
-    .init = br_init, .accept = br_accept, .on_readable = br_readable, .on_close = br_close,
+    .name = "broker",
+    .sock_name = "xensim",
+    .sock_type = SOCK_SEQPACKET,
+    .init = br_init,
+    .accept = br_accept,
+    .on_readable = br_on_readable,
+    .on_close = br_on_close,
 };

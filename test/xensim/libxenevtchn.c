@@ -1,0 +1,175 @@
+/* libxenevtchn.so.1 for xensim: Debian's API and symbol versions (libxenevtchn.map), backed
+ * by the broker in xensimd instead of /dev/xen/evtchn. Errors are those of Xen and the Linux
+ * evtchn driver; as the real library, none of these calls log (opening aside). */
+#include "xsim_client.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <xenevtchn.h>
+
+struct xenevtchn_handle {
+    struct xsim_client conn;
+    int fd;          /* read end of the delivery pipe (xenevtchn_fd): one port per event */
+    uint32_t domid;
+};
+
+static int xsim_ev_call(xenevtchn_handle *xce, uint32_t op, uint32_t domid, uint32_t port, uint32_t *val)
+{
+    struct xsim_req req = { .op = op, .u.port = { domid, port } };
+    struct xsim_rep rep;
+
+    if (!xce) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (xsim_client_call(&xce->conn, &req, XSIM_REQ_SIZE(port), -1, &rep, NULL, 0, NULL) < 0)
+        return -1;
+    if (val && rep.val > INT32_MAX) { /* a port always fits in 31 bits */
+        errno = EIO;
+        return -1;
+    }
+    if (val)
+        *val = rep.val;
+    return 0;
+}
+
+xenevtchn_handle *xenevtchn_open(struct xentoollog_logger *logger, unsigned int flags)
+{
+    xenevtchn_handle *xce;
+
+    if (flags & ~XENEVTCHN_NO_CLOEXEC) {
+        errno = EINVAL;
+        return NULL;
+    }
+    xce = calloc(1, sizeof(*xce));
+    if (!xce)
+        return NULL;
+    if (xsim_client_open(&xce->conn, XSIM_KIND_EVTCHN, !(flags & XENEVTCHN_NO_CLOEXEC), logger, "xenevtchn",
+                         &xce->domid, &xce->fd) < 0) {
+        free(xce);
+        return NULL;
+    }
+    return xce;
+}
+
+/* After exec: fd is the xenevtchn_fd of a handle opened with XENEVTCHN_NO_CLOEXEC. A new
+ * broker connection takes that handle over (its ports, its masks, its queued events). */
+xenevtchn_handle *xenevtchn_fdopen(struct xentoollog_logger *logger, int fd, unsigned open_flags)
+{
+    struct xsim_req req = { .op = XSIM_OP_EV_ATTACH };
+    struct xsim_rep rep;
+    xenevtchn_handle *xce;
+    int fresh, err;
+
+    if (open_flags || fd < 0) {
+        errno = open_flags ? EINVAL : EBADF;
+        return NULL;
+    }
+    xce = calloc(1, sizeof(*xce));
+    if (!xce)
+        return NULL;
+    if (xsim_client_open(&xce->conn, XSIM_KIND_EVTCHN, true, logger, "xenevtchn", &xce->domid, &fresh) < 0) {
+        free(xce);
+        return NULL;
+    }
+    close(fresh); /* the new connection's own pipe: replaced by fd */
+    if (xsim_client_call(&xce->conn, &req, offsetof(struct xsim_req, u), fd, &rep, NULL, 0, NULL) < 0) {
+        err = errno;
+        xsim_client_log(logger, "xenevtchn", err, "fd %d is not an event channel handle of this domain", fd);
+        xsim_client_close(&xce->conn);
+        free(xce);
+        errno = err;
+        return NULL;
+    }
+    xce->fd = fd;
+    return xce;
+}
+
+int xenevtchn_close(xenevtchn_handle *xce)
+{
+    if (!xce)
+        return 0;
+    close(xce->fd);
+    xsim_client_close(&xce->conn);
+    free(xce);
+    return 0;
+}
+
+int xenevtchn_fd(xenevtchn_handle *xce)
+{
+    return xce->fd;
+}
+
+int xenevtchn_notify(xenevtchn_handle *xce, evtchn_port_t port)
+{
+    return xsim_ev_call(xce, XSIM_OP_EV_NOTIFY, 0, port, NULL);
+}
+
+xenevtchn_port_or_error_t xenevtchn_bind_unbound_port(xenevtchn_handle *xce, uint32_t domid)
+{
+    uint32_t port;
+
+    return xsim_ev_call(xce, XSIM_OP_EV_BIND_UNBOUND, domid, 0, &port) < 0 ? -1 : (int)port;
+}
+
+xenevtchn_port_or_error_t xenevtchn_bind_interdomain(xenevtchn_handle *xce, uint32_t domid,
+                                                     evtchn_port_t remote_port)
+{
+    uint32_t port;
+
+    return xsim_ev_call(xce, XSIM_OP_EV_BIND_INTERDOMAIN, domid, remote_port, &port) < 0 ? -1 : (int)port;
+}
+
+/* Not simulated: there are no virtual IRQs in xensim. */
+xenevtchn_port_or_error_t xenevtchn_bind_virq(xenevtchn_handle *xce, unsigned int virq)
+{
+    (void)xce;
+    (void)virq;
+    errno = ENOSYS;
+    return -1;
+}
+
+int xenevtchn_unbind(xenevtchn_handle *xce, evtchn_port_t port)
+{
+    return xsim_ev_call(xce, XSIM_OP_EV_UNBIND, 0, port, NULL);
+}
+
+/* Blocks until an event is queued, like read() on the device (poll xenevtchn_fd first). */
+xenevtchn_port_or_error_t xenevtchn_pending(xenevtchn_handle *xce)
+{
+    evtchn_port_t port;
+    size_t got = 0;
+
+    while (got < sizeof(port)) {
+        ssize_t n = read(xce->fd, (char *)&port + got, sizeof(port) - got);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO; /* the broker is gone */
+            return -1;
+        }
+        got += (size_t)n;
+    }
+    if (port > INT32_MAX) {
+        errno = EIO;
+        return -1;
+    }
+    return (int)port;
+}
+
+int xenevtchn_unmask(xenevtchn_handle *xce, evtchn_port_t port)
+{
+    return xsim_ev_call(xce, XSIM_OP_EV_UNMASK, 0, port, NULL);
+}
+
+/* Not simulated (dom0 device-model deprivileging). */
+int xenevtchn_restrict(xenevtchn_handle *xce, domid_t domid)
+{
+    (void)xce;
+    (void)domid;
+    errno = ENOSYS;
+    return -1;
+}

@@ -1,0 +1,564 @@
+/* evtchn-peer MODE DIR [ARGS]: one side of an event-channel test (test/xensim/test-evtchn).
+ * Uses only the public libxenevtchn API (Debian's library on Xen, the look-alike in xensim).
+ * The two sides run in different domains and meet through small files in DIR: a side
+ * publishes a value with put_file(NAME) and the other waits (at most 10 s) for it.
+ * Prints PASS:/FAIL: lines; exits 1 if any case failed. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <time.h>
+#include <unistd.h>
+#include <xenevtchn.h>
+#include <xentoollog.h>
+
+#define EVP_WAIT_MS 10000   /* bound on every wait for the other side */
+#define EVP_EVENT_MS 5000   /* bound on every wait for an event that must come */
+#define EVP_QUIET_MS 200    /* how long "nothing is delivered" is watched */
+
+static const char *evp_dir;
+static bool evp_failed;
+
+static void evp_pass(const char *name)
+{
+    printf("PASS: evtchn %s\n", name);
+    fflush(stdout);
+}
+
+static void evp_fail(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void evp_fail(const char *name, const char *fmt, ...)
+{
+    va_list ap;
+
+    printf("FAIL: evtchn %s: ", name);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+    evp_failed = true;
+}
+
+/* Stops this side: the other side then times out on its own waits. */
+static void evp_die(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void evp_die(const char *name, const char *fmt, ...)
+{
+    va_list ap;
+
+    printf("FAIL: evtchn %s: ", name);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    exit(1);
+}
+
+static void evp_check(bool ok, const char *name, const char *why)
+{
+    if (ok)
+        evp_pass(name);
+    else
+        evp_fail(name, "%s", why);
+}
+
+/* ---- meeting the other side through files ---- */
+
+static void evp_put_file(const char *name, long value)
+{
+    char tmp[4096], path[4096];
+    FILE *f;
+
+    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", evp_dir, name);
+    snprintf(path, sizeof(path), "%s/%s", evp_dir, name);
+    f = fopen(tmp, "w");
+    if (!f || fprintf(f, "%ld\n", value) < 0 || fclose(f) != 0 || rename(tmp, path) < 0)
+        evp_die("files", "cannot write %s: %s", path, strerror(errno));
+}
+
+static bool evp_file_exists(const char *name)
+{
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s/%s", evp_dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* Waits (bounded) for the other side's file and returns its number. */
+static long evp_wait_file(const char *name)
+{
+    char path[4096];
+    long value;
+
+    snprintf(path, sizeof(path), "%s/%s", evp_dir, name);
+    for (int waited = 0; waited < EVP_WAIT_MS; waited += 10) {
+        FILE *f = fopen(path, "r");
+
+        if (f) {
+            int n = fscanf(f, "%ld", &value);
+
+            fclose(f);
+            if (n == 1)
+                return value;
+            evp_die("files", "%s holds no number", path);
+        }
+        usleep(10000);
+    }
+    evp_die("files", "the other side did not write %s within %d ms", name, EVP_WAIT_MS);
+}
+
+/* ---- events ---- */
+
+static int evp_poll(xenevtchn_handle *xce, int ms)
+{
+    struct pollfd pfd = { .fd = xenevtchn_fd(xce), .events = POLLIN };
+    int n;
+
+    do
+        n = poll(&pfd, 1, ms);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+/* Waits (bounded) for one delivery, which must be on `port`; leaves it masked. */
+static bool evp_take_event(xenevtchn_handle *xce, int port, const char *name)
+{
+    int got;
+
+    if (evp_poll(xce, EVP_EVENT_MS) <= 0) {
+        evp_fail(name, "no event on port %d within %d ms", port, EVP_EVENT_MS);
+        return false;
+    }
+    got = xenevtchn_pending(xce);
+    if (got != port) {
+        evp_fail(name, "xenevtchn_pending gave %d (errno %s), expected port %d", got, strerror(errno), port);
+        return false;
+    }
+    return true;
+}
+
+static bool evp_wait_event(xenevtchn_handle *xce, int port, const char *name)
+{
+    if (!evp_take_event(xce, port, name))
+        return false;
+    if (xenevtchn_unmask(xce, port) < 0) {
+        evp_fail(name, "xenevtchn_unmask(%d): %s", port, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* True if nothing is delivered within EVP_QUIET_MS (the fd stays unreadable). */
+static bool evp_quiet(xenevtchn_handle *xce)
+{
+    return evp_poll(xce, EVP_QUIET_MS) == 0;
+}
+
+static xenevtchn_handle *evp_open(void)
+{
+    xenevtchn_handle *xce = xenevtchn_open(NULL, 0);
+
+    if (!xce)
+        evp_die("open", "xenevtchn_open: %s", strerror(errno));
+    return xce;
+}
+
+/* bind_interdomain, then the event Xen always raises on the new port (it may have missed some). */
+static int evp_bind(xenevtchn_handle *xce, int domid, int remote_port, const char *name)
+{
+    int port = xenevtchn_bind_interdomain(xce, (uint32_t)domid, (evtchn_port_t)remote_port);
+
+    if (port < 0)
+        evp_die(name, "bind_interdomain(dom%d, port %d): %s", domid, remote_port, strerror(errno));
+    if (!evp_wait_event(xce, port, name))
+        exit(1);
+    return port;
+}
+
+static bool evp_round_trips(xenevtchn_handle *xce, int port, long n, const char *name)
+{
+    for (long i = 0; i < n; i++) {
+        if (xenevtchn_notify(xce, (evtchn_port_t)port) < 0) {
+            evp_fail(name, "notify(%d) in round trip %ld: %s", port, i, strerror(errno));
+            return false;
+        }
+        if (!evp_wait_event(xce, port, name))
+            return false;
+    }
+    return true;
+}
+
+/* Answers every event on port with one notify until the file `stop` appears. */
+static void evp_echo_until(xenevtchn_handle *xce, int port, const char *stop)
+{
+    for (int idle_ms = 0; !evp_file_exists(stop); ) {
+        if (evp_poll(xce, 50) <= 0) {
+            idle_ms += 50;
+            if (idle_ms > EVP_WAIT_MS)
+                evp_die("echo", "nothing happened for %d ms", EVP_WAIT_MS);
+            continue;
+        }
+        idle_ms = 0;
+        if (xenevtchn_pending(xce) != port || xenevtchn_unmask(xce, (evtchn_port_t)port) < 0 ||
+            xenevtchn_notify(xce, (evtchn_port_t)port) < 0)
+            evp_die("echo", "event handling on port %d failed: %s", port, strerror(errno));
+    }
+}
+
+/* ---- modes ---- */
+
+/* dom B: offers a port to dom A, answers N pings. */
+static void evp_serve(long n, long remote)
+{
+    xenevtchn_handle *xce = evp_open();
+    int port = xenevtchn_bind_unbound_port(xce, (uint32_t)remote);
+
+    if (port < 0)
+        evp_die("serve", "bind_unbound_port(dom%ld): %s", remote, strerror(errno));
+    evp_put_file("port", port);
+    for (long i = 0; i < n; i++)
+        if (!evp_wait_event(xce, port, "ping-pong (server side)") ||
+            xenevtchn_notify(xce, (evtchn_port_t)port) < 0)
+            exit(1);
+    evp_pass("ping-pong (server side): every ping arrived and was answered");
+    evp_wait_file("done");
+    xenevtchn_close(xce);
+}
+
+/* dom A: binds the offered port, N round trips. */
+static void evp_ping(long n, long remote)
+{
+    xenevtchn_handle *xce = evp_open();
+    int port = evp_bind(xce, (int)remote, (int)evp_wait_file("port"), "bind_interdomain: new port pending once");
+    char name[64];
+
+    evp_pass("bind_interdomain: new port pending once, as Xen");
+    snprintf(name, sizeof(name), "ping-pong: %ld round trips", n);
+    if (evp_round_trips(xce, port, n, name))
+        evp_pass(name);
+    evp_check(evp_quiet(xce), "fd not readable when nothing is pending", "poll said readable");
+    evp_put_file("done", 1);
+    xenevtchn_close(xce);
+}
+
+static void evp_mask_recv(void)
+{
+    xenevtchn_handle *xce = evp_open();
+    int port = xenevtchn_bind_unbound_port(xce, 0);
+
+    if (port < 0)
+        evp_die("mask", "bind_unbound_port(dom0): %s", strerror(errno));
+    evp_put_file("port", port);
+    if (!evp_take_event(xce, port, "mask: first event"))
+        exit(1);
+    evp_put_file("got1", 1);
+    evp_wait_file("sent10");
+    evp_check(evp_quiet(xce), "masked port: notifies before unmask are not delivered",
+              "an event was delivered while the port was masked");
+    if (xenevtchn_unmask(xce, (evtchn_port_t)port) < 0)
+        evp_die("mask", "unmask: %s", strerror(errno));
+    if (evp_take_event(xce, port, "unmask: pending event delivered again"))
+        evp_pass("unmask: the event that came while masked is delivered again");
+    evp_check(evp_quiet(xce), "coalescing: 10 notifies while masked give exactly one delivery",
+              "more than one delivery after unmask");
+    xenevtchn_unmask(xce, (evtchn_port_t)port);
+    evp_check(evp_quiet(xce), "unmask with nothing pending delivers nothing", "spurious delivery");
+    evp_put_file("recv-done", 1);
+    xenevtchn_close(xce);
+}
+
+static void evp_mask_send(void)
+{
+    xenevtchn_handle *xce = evp_open();
+    int port = evp_bind(xce, 1, (int)evp_wait_file("port"), "mask: bind");
+
+    if (xenevtchn_notify(xce, (evtchn_port_t)port) < 0)
+        evp_die("mask", "notify: %s", strerror(errno));
+    evp_wait_file("got1");
+    for (int i = 0; i < 10; i++)
+        if (xenevtchn_notify(xce, (evtchn_port_t)port) < 0)
+            evp_die("mask", "notify %d: %s", i, strerror(errno));
+    evp_put_file("sent10", 1);
+    evp_wait_file("recv-done");
+    xenevtchn_close(xce);
+}
+
+/* Offers a port to `remote` and keeps it until "done". */
+static void evp_offer(long remote)
+{
+    xenevtchn_handle *xce = evp_open();
+    int port = xenevtchn_bind_unbound_port(xce, (uint32_t)remote);
+
+    if (port < 0)
+        evp_die("offer", "bind_unbound_port(dom%ld): %s", remote, strerror(errno));
+    evp_put_file("port", port);
+    evp_wait_file("done");
+    xenevtchn_close(xce);
+}
+
+static void evp_expect_err(int rc, int want, const char *name)
+{
+    if (rc == -1 && errno == want)
+        evp_pass(name);
+    else
+        evp_fail(name, "got %d (errno %s), expected -1 with %s", rc, rc < 0 ? strerror(errno) : "-",
+                 strerror(want));
+}
+
+#define EVP_MAX_FD 1024
+static bool evp_inherited[EVP_MAX_FD]; /* open before main() did anything: not the library's */
+
+static void evp_note_inherited_fds(void)
+{
+    for (int fd = 0; fd < EVP_MAX_FD; fd++)
+        evp_inherited[fd] = fcntl(fd, F_GETFD) >= 0;
+}
+
+/* Every fd opened since the start (the libraries' ones) must be close-on-exec. */
+static bool evp_all_cloexec(char *bad, size_t len)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    bool ok = true;
+
+    if (!d)
+        return false;
+    while ((e = readdir(d))) {
+        int fd = atoi(e->d_name);
+
+        if (e->d_name[0] == '.' || fd == dirfd(d) || (fd < EVP_MAX_FD && evp_inherited[fd]))
+            continue;
+        if (!(fcntl(fd, F_GETFD) & FD_CLOEXEC)) {
+            snprintf(bad, len, "fd %d has no FD_CLOEXEC", fd);
+            ok = false;
+        }
+    }
+    closedir(d);
+    return ok;
+}
+
+/* Runs in a third domain against dom `owner`'s port offered to someone else. */
+static void evp_errors(long owner)
+{
+    xenevtchn_handle *xce = evp_open();
+    int theirs = (int)evp_wait_file("port"), mine, peer_a, peer_b;
+    char bad[128] = "";
+
+    evp_expect_err(xenevtchn_bind_interdomain(xce, (uint32_t)owner, (evtchn_port_t)theirs), EINVAL,
+                   "bind_interdomain from the wrong domain: EINVAL");
+    evp_expect_err(xenevtchn_bind_interdomain(xce, (uint32_t)owner, 1000), EINVAL,
+                   "bind_interdomain to a free port: EINVAL");
+    evp_expect_err(xenevtchn_bind_interdomain(xce, (uint32_t)owner, 1u << 20), EINVAL,
+                   "bind_interdomain to an invalid port: EINVAL");
+    evp_expect_err(xenevtchn_bind_interdomain(xce, 60, 1), ESRCH,
+                   "bind_interdomain to a missing domain: ESRCH");
+    evp_expect_err(xenevtchn_notify(xce, (evtchn_port_t)theirs), ENOTCONN,
+                   "notify on a port this handle does not own: ENOTCONN");
+    evp_expect_err(xenevtchn_unbind(xce, (evtchn_port_t)theirs), ENOTCONN,
+                   "unbind of a port this handle does not own: ENOTCONN");
+    evp_expect_err(xenevtchn_unbind(xce, 1u << 20), EINVAL, "unbind of an impossible port: EINVAL");
+    evp_expect_err(xenevtchn_restrict(xce, 0), ENOSYS, "restrict: ENOSYS");
+    evp_check(xenevtchn_bind_virq(xce, 0) == -1, "bind_virq is refused", "bind_virq succeeded");
+    evp_check(!xenevtchn_fdopen(NULL, xenevtchn_fd(xce), XENEVTCHN_NO_CLOEXEC) && errno == EINVAL,
+              "fdopen rejects XENEVTCHN_NO_CLOEXEC (EINVAL)", "fdopen accepted the flag");
+    evp_check(!xenevtchn_open(NULL, 1u << 5) && errno == EINVAL, "open with unknown flags: EINVAL",
+              "open accepted unknown flags");
+    evp_check(xenevtchn_unmask(xce, 999) == 0, "unmask of an unknown port is ignored, as the driver",
+              "unmask of an unknown port failed");
+
+    mine = xenevtchn_bind_unbound_port(xce, 0);
+    evp_check(mine > 0 && xenevtchn_unbind(xce, (evtchn_port_t)mine) == 0, "bind_unbound_port then unbind",
+              strerror(errno));
+    evp_expect_err(xenevtchn_notify(xce, (evtchn_port_t)mine), ENOTCONN, "notify after unbind: ENOTCONN");
+    evp_expect_err(xenevtchn_unbind(xce, (evtchn_port_t)mine), ENOTCONN, "second unbind: ENOTCONN");
+    evp_check(evp_quiet(xce), "fd of an idle handle is not readable", "poll said readable");
+
+    /* A loopback channel inside one domain: the DOMID_SELF spelling included. */
+    peer_a = xenevtchn_bind_unbound_port(xce, DOMID_SELF);
+    peer_b = peer_a < 0 ? -1 : xenevtchn_bind_interdomain(xce, DOMID_SELF, (evtchn_port_t)peer_a);
+    if (peer_b < 0) {
+        evp_fail("loopback channel", "bind: %s", strerror(errno));
+    } else if (evp_wait_event(xce, peer_b, "loopback channel: bind event") &&
+               xenevtchn_notify(xce, (evtchn_port_t)peer_a) == 0 &&
+               evp_wait_event(xce, peer_b, "loopback channel a->b") &&
+               xenevtchn_notify(xce, (evtchn_port_t)peer_b) == 0 &&
+               evp_wait_event(xce, peer_a, "loopback channel b->a")) {
+        evp_pass("loopback channel within one domain");
+        xenevtchn_unbind(xce, (evtchn_port_t)peer_b);
+        evp_check(xenevtchn_notify(xce, (evtchn_port_t)peer_a) == 0 && evp_quiet(xce),
+                  "notify towards a closed peer is dropped without error", strerror(errno));
+    }
+    evp_check(evp_all_cloexec(bad, sizeof(bad)), "every descriptor of the handle is close-on-exec", bad);
+    evp_put_file("errors-done", 1);
+    xenevtchn_close(xce);
+}
+
+/* The domain the port was offered to binds it; a second bind must fail. */
+static void evp_take(long owner)
+{
+    xenevtchn_handle *xce = evp_open();
+    int theirs = (int)evp_wait_file("port");
+
+    evp_wait_file("errors-done");
+    evp_bind(xce, (int)owner, theirs, "bind_interdomain from the right domain");
+    evp_pass("bind_interdomain from the right domain");
+    evp_expect_err(xenevtchn_bind_interdomain(xce, (uint32_t)owner, (evtchn_port_t)theirs), EINVAL,
+                   "bind_interdomain of an already bound port: EINVAL");
+    evp_put_file("done", 1);
+    xenevtchn_close(xce);
+}
+
+/* Keeps its port while the peer process is killed and replaced (a restarted backend). */
+static void evp_keeper(void)
+{
+    xenevtchn_handle *xce = evp_open();
+    int port = xenevtchn_bind_unbound_port(xce, 1);
+
+    if (port < 0)
+        evp_die("restart", "bind_unbound_port(dom1): %s", strerror(errno));
+    evp_put_file("port", port);
+    evp_wait_file("bound1");
+    if (evp_round_trips(xce, port, 3, "restart: ping-pong with the first peer"))
+        evp_pass("restart: ping-pong with the first peer");
+    evp_put_file("kill-now", 1);
+    evp_wait_file("killed");
+    evp_check(xenevtchn_notify(xce, (evtchn_port_t)port) == 0, "peer killed: notify is dropped without error",
+              strerror(errno));
+    evp_check(evp_quiet(xce), "peer killed: nothing comes back", "an event arrived");
+    evp_put_file("rebind", 1);
+    evp_wait_file("bound2");
+    if (evp_round_trips(xce, port, 3, "restart: a new process rebinds the port and ping-pong works"))
+        evp_pass("restart: a new process rebinds the port and ping-pong works");
+    evp_put_file("done", 1);
+    xenevtchn_close(xce);
+}
+
+static void evp_echo(long gen)
+{
+    xenevtchn_handle *xce = evp_open();
+    char bound[32];
+    int port = evp_bind(xce, 0, (int)evp_wait_file("port"), "restart: bind");
+
+    snprintf(bound, sizeof(bound), "bound%ld", gen);
+    evp_put_file(bound, port);
+    evp_echo_until(xce, port, "done");
+    xenevtchn_close(xce);
+}
+
+/* Opens with XENEVTCHN_NO_CLOEXEC, binds, and re-executes itself with the fd (a daemon's
+ * self-update); the new image gets the handle back with xenevtchn_fdopen. */
+static void evp_reexec(const char *self)
+{
+    xenevtchn_handle *xce = xenevtchn_open(NULL, XENEVTCHN_NO_CLOEXEC);
+    char fdbuf[16], portbuf[16];
+    int port;
+
+    if (!xce)
+        evp_die("re-exec", "xenevtchn_open(NO_CLOEXEC): %s", strerror(errno));
+    evp_check(!(fcntl(xenevtchn_fd(xce), F_GETFD) & FD_CLOEXEC), "XENEVTCHN_NO_CLOEXEC: fd survives exec",
+              "fd is close-on-exec");
+    port = xenevtchn_bind_unbound_port(xce, 0);
+    if (port < 0)
+        evp_die("re-exec", "bind_unbound_port: %s", strerror(errno));
+    snprintf(fdbuf, sizeof(fdbuf), "%d", xenevtchn_fd(xce));
+    snprintf(portbuf, sizeof(portbuf), "%d", port);
+    fflush(stdout);
+    execl(self, self, "reexec-child", evp_dir, fdbuf, portbuf, (char *)NULL);
+    evp_die("re-exec", "exec %s: %s", self, strerror(errno));
+}
+
+static void evp_reexec_child(int fd, int port)
+{
+    xenevtchn_handle *xce = xenevtchn_fdopen(NULL, fd, 0);
+
+    if (!xce)
+        evp_die("re-exec", "xenevtchn_fdopen(%d): %s", fd, strerror(errno));
+    evp_pass("xenevtchn_fdopen takes the handle back after exec");
+    evp_put_file("port", port);
+    if (evp_wait_event(xce, port, "re-exec: event after fdopen") && xenevtchn_notify(xce, (evtchn_port_t)port) == 0)
+        evp_pass("re-exec: the port bound before exec works after fdopen");
+    evp_wait_file("done");
+    xenevtchn_close(xce);
+}
+
+/* A logger that keeps the last message, to check what the library reports. */
+struct evp_logger {
+    struct xentoollog_logger base;
+    char last[512];
+};
+
+static void evp_log_vmessage(struct xentoollog_logger *l, xentoollog_level level, int errnoval,
+                             const char *context, const char *fmt, va_list ap)
+{
+    struct evp_logger *me = (struct evp_logger *)l;
+
+    (void)level;
+    (void)errnoval;
+    (void)context;
+    vsnprintf(me->last, sizeof(me->last), fmt, ap);
+}
+
+/* Outside any simulated domain (XENSIM_BROKER unset) opening must fail cleanly. */
+static void evp_no_broker(void)
+{
+    struct evp_logger log = { .base = { .vmessage = evp_log_vmessage } };
+    xenevtchn_handle *xce = xenevtchn_open(&log.base, 0);
+
+    evp_check(!xce && errno == ENOENT, "open without XENSIM_BROKER: ENOENT", "open did not fail with ENOENT");
+    evp_check(strstr(log.last, "XENSIM_BROKER") != NULL, "open without XENSIM_BROKER: message through the logger",
+              log.last[0] ? log.last : "nothing logged");
+    xenevtchn_close(xce);
+}
+
+static void evp_usage(void)
+{
+    fprintf(stderr, "usage: evtchn-peer serve DIR N REMOTE | ping DIR N REMOTE | mask-recv DIR | mask-send DIR |\n"
+                    "       offer DIR REMOTE | errors DIR OWNER | take DIR OWNER | keeper DIR | echo DIR GEN |\n"
+                    "       reexec DIR | no-broker\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "";
+    long a = argc > 3 ? strtol(argv[3], NULL, 10) : 0, b = argc > 4 ? strtol(argv[4], NULL, 10) : 0;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    evp_note_inherited_fds();
+    if (!strcmp(mode, "no-broker")) {
+        evp_no_broker();
+        return evp_failed;
+    }
+    if (argc < 3)
+        evp_usage();
+    evp_dir = argv[2];
+    if (!strcmp(mode, "serve") && argc == 5)
+        evp_serve(a, b);
+    else if (!strcmp(mode, "ping") && argc == 5)
+        evp_ping(a, b);
+    else if (!strcmp(mode, "mask-recv"))
+        evp_mask_recv();
+    else if (!strcmp(mode, "mask-send"))
+        evp_mask_send();
+    else if (!strcmp(mode, "offer") && argc == 4)
+        evp_offer(a);
+    else if (!strcmp(mode, "errors") && argc == 4)
+        evp_errors(a);
+    else if (!strcmp(mode, "take") && argc == 4)
+        evp_take(a);
+    else if (!strcmp(mode, "keeper"))
+        evp_keeper();
+    else if (!strcmp(mode, "echo") && argc == 4)
+        evp_echo(a);
+    else if (!strcmp(mode, "reexec"))
+        evp_reexec("/proc/self/exe");
+    else if (!strcmp(mode, "reexec-child") && argc == 5)
+        evp_reexec_child((int)a, (int)b);
+    else
+        evp_usage();
+    return evp_failed;
+}

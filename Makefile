@@ -48,7 +48,7 @@ ALSA_PLUGIN_DIR ?= $(shell pkg-config --variable=libdir alsa 2>/dev/null || echo
 ALSA_CONF_DIR   ?= /etc/alsa/conf.d
 install: $(PLUGIN)
 	install -D -m 0644 $(PLUGIN) $(DESTDIR)$(ALSA_PLUGIN_DIR)/libasound_module_pcm_xen.so
-	install -D -m 0644 50-pcm-xen.conf $(DESTDIR)$(ALSA_CONF_DIR)/50-pcm-xen.conf
+	install -D -m 0644 conf/50-pcm-xen.conf $(DESTDIR)$(ALSA_CONF_DIR)/50-pcm-xen.conf
 uninstall:
 	rm -f $(DESTDIR)$(ALSA_PLUGIN_DIR)/libasound_module_pcm_xen.so $(DESTDIR)$(ALSA_CONF_DIR)/50-pcm-xen.conf
 
@@ -59,6 +59,10 @@ $(BUILD)/unit/test-xs-config: test/unit/test-xs-config.c xs_config.c xs_config.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -I. -o $@ test/unit/test-xs-config.c xs_config.c $(LDFLAGS_COMMON) $(ALSA_LIBS) $(XEN_LIBS)
 CHECK_TESTS += test/unit/run-unit
+# End-to-end: unmodified aplay/arecord through the plugin, in a simulated guest (test/xen-sim).
+PLUGIN_TESTS = test/plugin/test-playback test/plugin/test-capture test/plugin/test-negotiation \
+               test/plugin/test-lifecycle test/plugin/test-faults
+CHECK_TESTS += $(PLUGIN_TESTS)
 
 deps:
 	@test/deps $(DEB_PACKAGES)

@@ -195,6 +195,7 @@ struct xsnd_pcm {
     int sndif_format;
     unsigned frame_bytes;
     snd_pcm_uframes_t buffer_frames, period_frames;
+    snd_pcm_uframes_t event_period_frames; /* OPEN's period_sz, in frames */
     snd_pcm_uframes_t avail_min, boundary, stop_threshold;
 
     /* The granted buffer, OPENed on the backend from prepare until hw_free. */
@@ -567,7 +568,7 @@ static int xsnd_open_stream(struct xsnd_pcm *p)
     req.op.open.pcm_channels = (uint8_t)p->io.channels;
     req.op.open.buffer_sz = (uint32_t)p->buf.bytes;
     req.op.open.gref_directory = shbuf_directory_ref(&p->buf);
-    req.op.open.period_sz = (uint32_t)(p->period_frames * p->frame_bytes);
+    req.op.open.period_sz = (uint32_t)(p->event_period_frames * p->frame_bytes);
     rc = xring_call(p->ring, &req, NULL);
     if (rc < 0) {
         if (rc != -ETIMEDOUT)
@@ -653,18 +654,26 @@ static int xsnd_hw_params(snd_pcm_ioplug_t *io, snd_pcm_hw_params_t *params)
     q.rates.min = q.rates.max = io->rate;
     q.channels.min = q.channels.max = io->channels;
     q.buffer.min = q.buffer.max = (uint32_t)io->buffer_size;
-    q.period.min = q.period.max = (uint32_t)io->period_size;
+    q.period.min = 1;
+    q.period.max = (uint32_t)(io->buffer_size / 2);
     rc = xsnd_query(p, &q);
     if (rc == -EIO || rc == -ETIMEDOUT) {
         xsnd_mark_dead(p, NULL);
         return -ENODEV;
     }
     if (rc < 0 || (size_t)io->buffer_size * p->frame_bytes > p->cfg->lim.buffer_size) {
-        SNDERR("%s: the backend does not accept %s, %u Hz, %u channels, period %lu, buffer %lu frames",
-               p->ring->label, xsc_format_name((unsigned)fmt), io->rate, io->channels,
-               (unsigned long)io->period_size, (unsigned long)io->buffer_size);
+        SNDERR("%s: the backend does not accept %s, %u Hz, %u channels, buffer %lu frames", p->ring->label,
+               xsc_format_name((unsigned)fmt), io->rate, io->channels, (unsigned long)io->buffer_size);
         return -EINVAL;
     }
+    /* sndif's period is only the position-event interval: when ALSA's period is outside the
+     * backend's range (byte constraints cannot say frames for every frame size), report
+     * positions at the nearest period the backend takes. */
+    p->event_period_frames = io->period_size;
+    if (p->event_period_frames < q.period.min)
+        p->event_period_frames = q.period.min;
+    if (p->event_period_frames > q.period.max)
+        p->event_period_frames = q.period.max;
     return 0;
 }
 
@@ -768,7 +777,9 @@ static int xsnd_poll_revents(snd_pcm_ioplug_t *io, struct pollfd *pfd, unsigned 
     }
     if (xsnd_ready(p)) {
         *revents = p->playback ? POLLOUT : POLLIN;
-        if (io->state == SND_PCM_STATE_XRUN || xsnd_xrun(p))
+        /* An xrun seen here but not yet by ioplug: let the application's next call find it
+         * through pointer() (-EPIPE); POLLERR in RUNNING state would read as -EIO. */
+        if (io->state == SND_PCM_STATE_XRUN)
             *revents |= POLLERR;
     }
     xsnd_set_wake(p, *revents != 0);
@@ -935,13 +946,29 @@ static int xsnd_pick_stream(const struct xsc_card *c, const struct xsnd_options 
     return -ENOENT;
 }
 
+/* ioplug constrains bytes, sndif frames. [min*max_fb, max*min_fb] holds only byte counts that
+ * are inside the frame range for every frame size, so use it when it is not empty; else the
+ * superset [min*min_fb, max*max_fb], and hw_params fits what it can (see xsnd_hw_params). */
+static void xsnd_frames_to_bytes(uint32_t fmin, uint32_t fmax, unsigned min_fb, unsigned max_fb, unsigned *bmin,
+                                 unsigned *bmax)
+{
+    uint64_t lo = (uint64_t)fmin * max_fb, hi = (uint64_t)fmax * min_fb;
+
+    if (lo > hi) {
+        lo = (uint64_t)fmin * min_fb;
+        hi = (uint64_t)fmax * max_fb;
+    }
+    *bmin = lo > UINT_MAX ? UINT_MAX : (unsigned)lo;
+    *bmax = hi > UINT_MAX ? UINT_MAX : (unsigned)hi;
+}
+
 /* Turns the backend's answer to the widest query into ioplug's static constraints. */
 static int xsnd_set_constraints(struct xsnd_pcm *p)
 {
     const struct xsc_limits *lim = &p->cfg->lim;
     struct xensnd_query_hw_param q = { 0 };
     unsigned formats[XSC_NFORMATS], nformats = 0, rates[XSC_MAX_RATES], nrates = 0;
-    unsigned min_fb = UINT_MAX, max_fb = 0;
+    unsigned min_fb = UINT_MAX, max_fb = 0, pmin, pmax, bmin, bmax;
     static const unsigned access[] = { SND_PCM_ACCESS_RW_INTERLEAVED, SND_PCM_ACCESS_MMAP_INTERLEAVED };
     int rc;
 
@@ -978,18 +1005,17 @@ static int xsnd_set_constraints(struct xsnd_pcm *p)
     }
     min_fb *= q.channels.min;
     max_fb *= q.channels.max;
-    /* ioplug counts bytes, sndif frames: the extremes of the frame size bound both ways;
-     * hw_params asks the backend again with the exact values. */
+    xsnd_frames_to_bytes(q.period.min, q.period.max, min_fb, max_fb, &pmin, &pmax);
+    xsnd_frames_to_bytes(q.buffer.min, q.buffer.max, min_fb, max_fb, &bmin, &bmax);
+    if (bmax > lim->buffer_size)
+        bmax = lim->buffer_size;
     if ((rc = snd_pcm_ioplug_set_param_list(&p->io, SND_PCM_IOPLUG_HW_ACCESS, 2, access)) < 0 ||
         (rc = snd_pcm_ioplug_set_param_list(&p->io, SND_PCM_IOPLUG_HW_FORMAT, nformats, formats)) < 0 ||
         (rc = snd_pcm_ioplug_set_param_minmax(&p->io, SND_PCM_IOPLUG_HW_CHANNELS, q.channels.min,
                                               q.channels.max)) < 0 ||
         (rc = snd_pcm_ioplug_set_param_list(&p->io, SND_PCM_IOPLUG_HW_RATE, nrates, rates)) < 0 ||
-        (rc = snd_pcm_ioplug_set_param_minmax(&p->io, SND_PCM_IOPLUG_HW_PERIOD_BYTES, q.period.min * min_fb,
-                                              q.period.max * max_fb)) < 0 ||
-        (rc = snd_pcm_ioplug_set_param_minmax(&p->io, SND_PCM_IOPLUG_HW_BUFFER_BYTES, q.buffer.min * min_fb,
-                                              q.buffer.max * max_fb < lim->buffer_size ? q.buffer.max * max_fb
-                                                                                       : lim->buffer_size)) < 0 ||
+        (rc = snd_pcm_ioplug_set_param_minmax(&p->io, SND_PCM_IOPLUG_HW_PERIOD_BYTES, pmin, pmax)) < 0 ||
+        (rc = snd_pcm_ioplug_set_param_minmax(&p->io, SND_PCM_IOPLUG_HW_BUFFER_BYTES, bmin, bmax)) < 0 ||
         (rc = snd_pcm_ioplug_set_param_minmax(&p->io, SND_PCM_IOPLUG_HW_PERIODS, 2, 1024)) < 0)
         return rc;
     return 0;

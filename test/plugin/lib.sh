@@ -15,14 +15,14 @@ pt_workdir() {
     trap 'rm -rf "$PT_WORK"' EXIT
 }
 
-# sim [xen-sim options] -- CMD...: one simulated guest with the default card.
-# Under an ASan build, programs that load the plugin need the sanitizer runtime first.
+# sim [xen-sim options] -- CMD...: one simulated guest (test/xen-sim), at most PT_BOUND seconds:
+# a hang is reported, never waited for. Under an ASan build, programs that load the plugin
+# need the sanitizer runtime preloaded (xen-sim passes XEN_SIM_PRELOAD to the guest command).
+PT_BOUND=${PT_BOUND:-300}
+PT_SIM_ENV=(env)
+[ "${SAN_BUILD:-0}" = 1 ] && PT_SIM_ENV=(env "XEN_SIM_PRELOAD=$(gcc -print-file-name=libasan.so)")
 sim() {
-    if [ "${SAN_BUILD:-0}" = 1 ]; then
-        XEN_SIM_PRELOAD=$(gcc -print-file-name=libasan.so) "$PT_TOP/test/xen-sim" "$@"
-    else
-        "$PT_TOP/test/xen-sim" "$@"
-    fi
+    timeout -k 5 "$PT_BOUND" "${PT_SIM_ENV[@]}" "$PT_TOP/test/xen-sim" "$@"
 }
 
 # The n-th playback file of stream UID in DIR (1: UID.wav, n: UID.n.wav).

@@ -59,6 +59,16 @@ $(BUILD)/unit/test-xs-config: test/unit/test-xs-config.c xs_config.c xs_config.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -I. -o $@ test/unit/test-xs-config.c xs_config.c $(LDFLAGS_COMMON) $(ALSA_LIBS) $(XEN_LIBS)
 CHECK_TESTS += test/unit/run-unit
+# A full-duplex client for the demo (one process plays and records, as a card allows).
+$(BUILD)/duplex: test/plugin/duplex.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -o $@ $< $(LDFLAGS_COMMON) $(ALSA_LIBS) -lpthread
+all: $(BUILD)/duplex
+
+demo: deps
+	$(MAKE) all
+	test/demo
+
 # End-to-end: unmodified aplay/arecord through the plugin, in a simulated guest (test/xen-sim).
 PLUGIN_TESTS = test/plugin/test-playback test/plugin/test-capture test/plugin/test-negotiation \
                test/plugin/test-lifecycle test/plugin/test-faults

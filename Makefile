@@ -64,6 +64,10 @@ $(BUILD)/duplex: test/plugin/duplex.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -o $@ $< $(LDFLAGS_COMMON) $(ALSA_LIBS) -lpthread
 all: $(BUILD)/duplex
+$(BUILD)/pcm-behaviour: test/plugin/pcm-behaviour.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -o $@ $< $(LDFLAGS_COMMON) $(ALSA_LIBS)
+all: $(BUILD)/pcm-behaviour
 
 demo: deps
 	$(MAKE) all
@@ -71,7 +75,7 @@ demo: deps
 
 # End-to-end: unmodified aplay/arecord through the plugin, in a simulated guest (test/xen-sim).
 PLUGIN_TESTS = test/plugin/test-playback test/plugin/test-capture test/plugin/test-negotiation \
-               test/plugin/test-lifecycle test/plugin/test-faults
+               test/plugin/test-lifecycle test/plugin/test-faults test/plugin/test-behaviour
 CHECK_TESTS += $(PLUGIN_TESTS)
 
 deps:

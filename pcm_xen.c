@@ -211,7 +211,8 @@ struct xsnd_pcm {
     struct xsnd_read reads[XRING_SLOTS];
     unsigned nreads;               /* READs in flight, oldest first */
     long long last_progress_ms;    /* last CUR_POS or START: the watchdog's reference */
-    long long last_event_ms;       /* for delay interpolation */
+    long long clock_ref_ms;        /* delay interpolation: the stream played clock_ref_pos */
+    uint64_t clock_ref_pos;        /* ... at clock_ref_ms, as far as we know */
     int io_error;                  /* a failed WRITE/READ/TRIGGER, reported on the next call */
     bool dead;
 };
@@ -284,6 +285,17 @@ static void xsnd_on_complete(void *ctx, const struct xring_completion *done)
     }
 }
 
+/* Frames the application has consumed (capture) or written (playback), from ioplug's pointer. */
+static uint64_t xsnd_appl_cum(const struct xsnd_pcm *p)
+{
+    snd_pcm_uframes_t hw = (snd_pcm_uframes_t)(p->hw_pos % p->boundary);
+    snd_pcm_uframes_t appl = p->io.appl_ptr;
+
+    if (p->playback) /* appl is ahead of hw */
+        return p->hw_pos + (appl >= hw ? appl - hw : p->boundary - hw + appl);
+    return p->hw_pos - (hw >= appl ? hw - appl : p->boundary - appl + hw);
+}
+
 /* A new CUR_POS (octets): whole frames, never backwards (a smaller value is the backend
  * restarting its count), and never beyond what it can have (hardening: bad positions
  * corrupt avail). */
@@ -296,26 +308,16 @@ static void xsnd_apply_position(struct xsnd_pcm *p, uint64_t pos_bytes)
     p->last_pos_frames = frames;
     pos = p->pos_base + frames;
     if (p->playback && pos > p->submitted)
-        pos = p->submitted;
+        pos = p->submitted; /* never more than was written */
+    if (!p->playback && pos > xsnd_appl_cum(p) + p->buffer_frames + 1)
+        pos = xsnd_appl_cum(p) + p->buffer_frames + 1; /* enough to say "overrun", no more */
     if (pos < p->be_pos)
         return;
     if (pos > p->be_pos || !p->last_progress_ms)
         p->last_progress_ms = xring_now_ms();
     p->be_pos = pos;
-    p->last_event_ms = xring_now_ms();
     if (p->playback)
         p->hw_pos = pos;
-}
-
-/* Frames the application has consumed (capture) or written (playback), from ioplug's pointer. */
-static uint64_t xsnd_appl_cum(const struct xsnd_pcm *p)
-{
-    snd_pcm_uframes_t hw = (snd_pcm_uframes_t)(p->hw_pos % p->boundary);
-    snd_pcm_uframes_t appl = p->io.appl_ptr;
-
-    if (p->playback) /* appl is ahead of hw */
-        return p->hw_pos + (appl >= hw ? appl - hw : p->boundary - hw + appl);
-    return p->hw_pos - (hw >= appl ? hw - appl : p->boundary - appl + hw);
 }
 
 static int xsnd_submit_io(struct xsnd_pcm *p, uint8_t op, uint64_t from, snd_pcm_uframes_t n, uint64_t cookie)
@@ -420,6 +422,13 @@ static bool xsnd_ready(struct xsnd_pcm *p)
 
 /* ---------------------------------------------------------------- callbacks */
 
+/* The stream played hw_pos frames now: the origin of delay's interpolation. */
+static void xsnd_clock_ref(struct xsnd_pcm *p)
+{
+    p->clock_ref_ms = xring_now_ms();
+    p->clock_ref_pos = p->hw_pos;
+}
+
 static int xsnd_trigger(struct xsnd_pcm *p, uint8_t type)
 {
     struct xensnd_req req = { .operation = XENSND_OP_TRIGGER, .op.trigger.type = type };
@@ -442,6 +451,7 @@ static int xsnd_start(snd_pcm_ioplug_t *io)
     p->be_running = true;
     p->be_paused = false;
     p->last_progress_ms = xring_now_ms();
+    xsnd_clock_ref(p);
     xsnd_watchdog(p, true);
     return 0;
 }
@@ -470,6 +480,7 @@ static int xsnd_pause(snd_pcm_ioplug_t *io, int enable)
         return rc;
     p->be_paused = enable;
     p->last_progress_ms = xring_now_ms();
+    xsnd_clock_ref(p);
     xsnd_watchdog(p, !enable);
     return 0;
 }
@@ -608,7 +619,7 @@ static int xsnd_prepare(snd_pcm_ioplug_t *io)
     p->submitted = p->hw_pos = p->be_pos = p->pos_base = p->last_pos_frames = p->requested = 0;
     p->nreads = 0;
     p->io_error = 0;
-    p->last_progress_ms = p->last_event_ms = 0;
+    p->last_progress_ms = 0;
     xsnd_watchdog(p, false);
     xsnd_set_wake(p, p->playback); /* playback may be filled now; capture has nothing yet */
     return 0;
@@ -712,14 +723,18 @@ static int xsnd_delay(snd_pcm_ioplug_t *io, snd_pcm_sframes_t *delayp)
         *delayp = (snd_pcm_sframes_t)(p->be_pos - appl);
         return 0;
     }
-    /* Interpolate between position events so the delay moves smoothly (A/V sync). */
+    /* Between position events (one per period) the delay moves with the clock, so that it
+     * is smooth for A/V sync; never beyond a period past the last event or what was written. */
     played = p->hw_pos;
-    if (io->state == SND_PCM_STATE_RUNNING && p->last_event_ms) {
-        uint64_t since = (uint64_t)(xring_now_ms() - p->last_event_ms) * io->rate / 1000;
+    if (io->state == SND_PCM_STATE_RUNNING && p->clock_ref_ms) {
+        uint64_t est = p->clock_ref_pos + (uint64_t)(xring_now_ms() - p->clock_ref_ms) * io->rate / 1000;
 
-        if (since > p->period_frames)
-            since = p->period_frames;
-        played += since;
+        if (est < p->hw_pos)
+            xsnd_clock_ref(p); /* the clock ran slow: the backend's position is the truth */
+        else
+            played = est;
+        if (played > p->hw_pos + p->event_period_frames)
+            played = p->hw_pos + p->event_period_frames;
         if (played > p->submitted)
             played = p->submitted;
     }
@@ -740,7 +755,7 @@ static int xsnd_drain(snd_pcm_ioplug_t *io)
     /* With a drain callback ioplug does not start a prepared stream: we must. */
     if (!p->be_running && p->submitted && (rc = xsnd_start(io)) < 0)
         return rc;
-    if (io->nonblock || p->nonblock_at_open)
+    if (io->nonblock) /* set at open from SND_PCM_NONBLOCK too: ioplug does not */
         return -EAGAIN;
     deadline = xring_now_ms() + (long long)((p->submitted - p->hw_pos) * 1000 / io->rate) + p->timeout_ms;
     for (;;) {

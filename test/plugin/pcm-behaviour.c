@@ -1,0 +1,248 @@
+/* pcm-behaviour: what an ALSA application sees from the plugin, case by case, the way
+ * bluez-alsa's test-alsa-pcm checks its ioplug: xruns, pause, poll wake-ups, drain, delay,
+ * capture overrun. Runs inside a simulated guest (test/plugin/test-behaviour):
+ *   pcm-behaviour DEVICE     (e.g. xen_raw)
+ * Prints one PASS:/FAIL: line per case; exits 1 if any failed. */
+#include <alsa/asoundlib.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PB_RATE 48000
+#define PB_FRAME 4 /* S16_LE stereo */
+
+static const char *pb_device;
+static int pb_failures;
+
+static void pb_result(bool ok, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void pb_result(bool ok, const char *name, const char *fmt, ...)
+{
+    va_list ap;
+
+    printf("%s: pcm %s: ", ok ? "PASS" : "FAIL", name);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+    pb_failures += !ok;
+}
+
+static void pb_sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+    nanosleep(&ts, NULL);
+}
+
+static long long pb_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Opens DEVICE with S16_LE stereo 48 kHz, the given period/buffer (frames). */
+static snd_pcm_t *pb_open(snd_pcm_stream_t dir, int mode, snd_pcm_uframes_t period, snd_pcm_uframes_t buffer)
+{
+    snd_pcm_hw_params_t *hw;
+    snd_pcm_t *pcm;
+    int err = snd_pcm_open(&pcm, pb_device, dir, mode);
+
+    if (err < 0) {
+        printf("FAIL: pcm open %s: %s\n", pb_device, snd_strerror(err));
+        exit(1);
+    }
+    snd_pcm_hw_params_alloca(&hw);
+    snd_pcm_hw_params_any(pcm, hw);
+    if ((err = snd_pcm_hw_params_set_access(pcm, hw, SND_PCM_ACCESS_RW_INTERLEAVED)) < 0 ||
+        (err = snd_pcm_hw_params_set_format(pcm, hw, SND_PCM_FORMAT_S16_LE)) < 0 ||
+        (err = snd_pcm_hw_params_set_channels(pcm, hw, 2)) < 0 ||
+        (err = snd_pcm_hw_params_set_rate(pcm, hw, PB_RATE, 0)) < 0 ||
+        (err = snd_pcm_hw_params_set_period_size(pcm, hw, period, 0)) < 0 ||
+        (err = snd_pcm_hw_params_set_buffer_size(pcm, hw, buffer)) < 0 ||
+        (err = snd_pcm_hw_params(pcm, hw)) < 0) {
+        printf("FAIL: pcm hw_params (period %lu, buffer %lu): %s\n", period, buffer, snd_strerror(err));
+        exit(1);
+    }
+    return pcm;
+}
+
+static snd_pcm_sframes_t pb_write_silence(snd_pcm_t *pcm, snd_pcm_uframes_t frames)
+{
+    static char zeros[PB_RATE * PB_FRAME];
+
+    return snd_pcm_writei(pcm, zeros, frames < PB_RATE ? frames : PB_RATE);
+}
+
+static void pb_underrun(void)
+{
+    snd_pcm_t *pcm = pb_open(SND_PCM_STREAM_PLAYBACK, 0, 1024, 4096);
+    snd_pcm_sframes_t n = pb_write_silence(pcm, 4096), avail;
+
+    pb_sleep_ms(400); /* 85 ms of audio, then nothing: an underrun */
+    avail = snd_pcm_avail(pcm);
+    pb_result(n == 4096 && avail == -EPIPE && snd_pcm_state(pcm) == SND_PCM_STATE_XRUN, "underrun",
+              "avail after the buffer ran dry: %ld (-EPIPE expected), state %s", (long)avail,
+              snd_pcm_state_name(snd_pcm_state(pcm)));
+    n = snd_pcm_writei(pcm, (char[PB_FRAME * 16]){ 0 }, 16);
+    pb_result(n == -EPIPE, "underrun write", "writei in XRUN: %ld (-EPIPE expected)", (long)n);
+    snd_pcm_prepare(pcm);
+    n = pb_write_silence(pcm, 4096);
+    pb_result(n == 4096 && snd_pcm_state(pcm) == SND_PCM_STATE_RUNNING, "underrun recovery",
+              "prepare then writei: %ld, state %s", (long)n, snd_pcm_state_name(snd_pcm_state(pcm)));
+    snd_pcm_drop(pcm);
+    snd_pcm_close(pcm);
+}
+
+static void pb_pause(void)
+{
+    snd_pcm_t *pcm = pb_open(SND_PCM_STREAM_PLAYBACK, 0, 4800, 48000);
+    snd_pcm_sframes_t a1, a2, a3, d1, d2;
+    int err;
+
+    pb_write_silence(pcm, 48000); /* a full second queued; starts at the threshold */
+    pb_sleep_ms(200);
+    err = snd_pcm_pause(pcm, 1);
+    pb_sleep_ms(50);
+    a1 = snd_pcm_avail(pcm);
+    snd_pcm_delay(pcm, &d1);
+    pb_sleep_ms(400);
+    a2 = snd_pcm_avail(pcm);
+    snd_pcm_delay(pcm, &d2);
+    pb_result(err == 0 && snd_pcm_state(pcm) == SND_PCM_STATE_PAUSED && a1 == a2 && d1 == d2, "pause",
+              "while paused 400 ms: avail %ld -> %ld, delay %ld -> %ld (frozen expected), pause() %d", (long)a1,
+              (long)a2, (long)d1, (long)d2, err);
+    err = snd_pcm_pause(pcm, 0);
+    pb_sleep_ms(300);
+    a3 = snd_pcm_avail(pcm);
+    pb_result(err == 0 && a3 > a2 + 4800, "resume", "300 ms after resume avail went %ld -> %ld", (long)a2, (long)a3);
+    snd_pcm_drop(pcm);
+    snd_pcm_close(pcm);
+}
+
+/* A blocking-free writer driven by poll: how often does it wake without work? */
+static void pb_poll_wakeups(void)
+{
+    snd_pcm_t *pcm = pb_open(SND_PCM_STREAM_PLAYBACK, SND_PCM_NONBLOCK, 4800, 19200);
+    struct pollfd pfd[4];
+    int nfds = snd_pcm_poll_descriptors(pcm, pfd, 4), wakeups = 0, idle = 0;
+    snd_pcm_uframes_t written = 0, total = PB_RATE; /* one second */
+    long long deadline = pb_now_ms() + 5000;
+
+    while (written < total && pb_now_ms() < deadline) {
+        unsigned short revents = 0;
+        snd_pcm_sframes_t avail, n;
+
+        if (poll(pfd, (nfds_t)nfds, 1000) <= 0)
+            break;
+        wakeups++;
+        snd_pcm_poll_descriptors_revents(pcm, pfd, (unsigned)nfds, &revents);
+        avail = snd_pcm_avail_update(pcm);
+        if (!(revents & POLLOUT) || avail < 4800) {
+            idle++;
+            continue;
+        }
+        n = pb_write_silence(pcm, (snd_pcm_uframes_t)avail < total - written ? (snd_pcm_uframes_t)avail
+                                                                                : total - written);
+        if (n < 0 && snd_pcm_recover(pcm, (int)n, 1) < 0)
+            break;
+        if (n > 0)
+            written += (snd_pcm_uframes_t)n;
+    }
+    /* 1 s in 100 ms periods: about 10 wake-ups with work; a busy loop would make thousands. */
+    pb_result(written == total && wakeups <= 40, "poll wake-ups",
+              "1 s of audio in 100 ms periods: %d wake-ups (%d without work), %lu frames written", wakeups, idle,
+              (unsigned long)written);
+    snd_pcm_drop(pcm);
+    snd_pcm_close(pcm);
+}
+
+static void pb_drain(void)
+{
+    snd_pcm_t *pcm = pb_open(SND_PCM_STREAM_PLAYBACK, SND_PCM_NONBLOCK, 2400, 9600);
+    long long t0;
+    int err;
+
+    pb_write_silence(pcm, 4800); /* 100 ms, not started yet (below the start threshold) */
+    err = snd_pcm_drain(pcm);
+    pb_result(err == -EAGAIN, "drain nonblocking", "snd_pcm_drain of a non-blocking PCM: %d (-EAGAIN expected)",
+              err);
+    snd_pcm_nonblock(pcm, 0);
+    t0 = pb_now_ms();
+    err = snd_pcm_drain(pcm);
+    pb_result(err == 0 && snd_pcm_state(pcm) == SND_PCM_STATE_SETUP && pb_now_ms() - t0 < 3000, "drain",
+              "blocking drain: %d after %lld ms, state %s", err, pb_now_ms() - t0,
+              snd_pcm_state_name(snd_pcm_state(pcm)));
+    snd_pcm_close(pcm);
+
+    pcm = pb_open(SND_PCM_STREAM_PLAYBACK, 0, 2400, 9600);
+    pb_write_silence(pcm, 1000); /* a short file: below the start threshold, never started */
+    t0 = pb_now_ms();
+    err = snd_pcm_drain(pcm);
+    pb_result(err == 0 && pb_now_ms() - t0 >= 15, "drain of a stream never started",
+              "%d after %lld ms (it must play the 21 ms first)", err, pb_now_ms() - t0);
+    snd_pcm_close(pcm);
+}
+
+static void pb_delay(void)
+{
+    snd_pcm_t *pcm = pb_open(SND_PCM_STREAM_PLAYBACK, 0, 4800, 48000);
+    snd_pcm_sframes_t d1 = -1, d2 = -1;
+    int e1, e2;
+
+    pb_write_silence(pcm, 48000);
+    pb_sleep_ms(100);
+    e1 = snd_pcm_delay(pcm, &d1);
+    pb_sleep_ms(300);
+    e2 = snd_pcm_delay(pcm, &d2);
+    /* 300 ms at 48 kHz: 14400 frames less queued, give or take a period of position granularity. */
+    pb_result(e1 == 0 && e2 == 0 && d1 <= 48000 && d2 >= 0 && d1 - d2 > 14400 - 4800 && d1 - d2 < 14400 + 4800,
+              "delay", "%ld then, 300 ms later, %ld frames", (long)d1, (long)d2);
+    snd_pcm_drop(pcm);
+    snd_pcm_close(pcm);
+}
+
+static void pb_capture(void)
+{
+    snd_pcm_t *pcm = pb_open(SND_PCM_STREAM_CAPTURE, 0, 1024, 4096);
+    struct pollfd pfd[4];
+    int nfds = snd_pcm_poll_descriptors(pcm, pfd, 4), ready;
+    char buf[4096 * PB_FRAME];
+    snd_pcm_sframes_t n, avail;
+
+    ready = poll(pfd, (nfds_t)nfds, 200);
+    if (ready > 0) {
+        unsigned short revents = 0;
+
+        snd_pcm_poll_descriptors_revents(pcm, pfd, (unsigned)nfds, &revents);
+        ready = revents != 0;
+    }
+    pb_result(ready == 0, "capture poll before start", "a prepared capture PCM is not readable (poll: %d)", ready);
+    n = snd_pcm_readi(pcm, buf, 1024);
+    pb_result(n == 1024, "capture read", "readi of one period: %ld", (long)n);
+    pb_sleep_ms(400); /* 85 ms buffer: the backend overruns it */
+    avail = snd_pcm_avail(pcm);
+    pb_result(avail == -EPIPE, "capture overrun", "avail after 400 ms without reading: %ld (-EPIPE expected)",
+              (long)avail);
+    snd_pcm_prepare(pcm);
+    n = snd_pcm_readi(pcm, buf, 1024);
+    pb_result(n == 1024, "capture overrun recovery", "prepare then readi: %ld", (long)n);
+    snd_pcm_close(pcm);
+}
+
+int main(int argc, char **argv)
+{
+    pb_device = argc > 1 ? argv[1] : "xen_raw";
+    pb_underrun();
+    pb_pause();
+    pb_poll_wakeups();
+    pb_drain();
+    pb_delay();
+    pb_capture();
+    return pb_failures ? 1 : 0;
+}

@@ -112,8 +112,11 @@ static int xsnd_card_connect(struct xsnd_card *c)
     for (unsigned i = 0; i < card->nstreams; i++) {
         const struct xsc_stream *st = &card->streams[i];
 
-        snprintf(c->labels[i], sizeof(c->labels[i]), "vsnd card %u stream %u/%u%s%s%s", card->devid, st->pcm,
-                 st->index, st->unique_id[0] ? " (" : "", st->unique_id, st->unique_id[0] ? ")" : "");
+        char label[sizeof(c->labels[i])];
+
+        snprintf(label, sizeof(label), "vsnd card %u stream %u/%u%s%s%s", card->devid, st->pcm, st->index,
+                 st->unique_id[0] ? " (" : "", st->unique_id, st->unique_id[0] ? ")" : "");
+        memcpy(c->labels[i], label, sizeof(label));
         rc = xring_create(&c->rings[i], c->gs, card->be_domid, c->conn.timeout_ms, c->labels[i]);
         if (rc < 0)
             return rc;

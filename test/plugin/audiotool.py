@@ -1,0 +1,110 @@
+#!/usr/bin/python3
+"""audiotool: test audio for the plugin's bit-exact tests.
+
+  audiotool gen FMT RATE CH SECONDS OUT   deterministic audio bytes (raw, in ALSA format FMT)
+  audiotool same FMT IN_RAW WAV           exit 0 iff WAV's data chunk holds exactly IN_RAW's samples,
+                                          then at most silence (aplay pads its last period with it)
+                                          (s24_le may be stored packed as 24-bit PCM by the backend:
+                                          then the 3 significant bytes of each sample are compared)
+  audiotool wav FMT RATE CH IN_RAW OUT    wraps IN_RAW in a WAV header (float formats: tag 3) unchanged
+  audiotool find IN_RAW WAV               exit 0 iff IN_RAW's bytes appear contiguously in WAV's data
+FMT is an aplay -f name: U8 S16_LE S24_LE S32_LE FLOAT_LE ...
+"""
+import math
+import random
+import struct
+import sys
+
+WIDTH = {"U8": 1, "S8": 1, "S16_LE": 2, "S16_BE": 2, "S24_LE": 4, "S32_LE": 4, "FLOAT_LE": 4, "FLOAT64_LE": 8}
+
+
+def gen(fmt, rate, ch, seconds, out):
+    rnd = random.Random(f"{fmt}-{rate}-{ch}")
+    frames = int(rate * seconds)
+    buf = bytearray()
+    for i in range(frames):
+        for c in range(ch):
+            # a tone per channel plus noise: audible, and every byte position varies
+            v = 0.5 * math.sin(2 * math.pi * (220 * (c + 1)) * i / rate) + 0.1 * (rnd.random() - 0.5)
+            if fmt == "U8":
+                buf += struct.pack("<B", int(128 + 127 * v))
+            elif fmt == "S16_LE":
+                buf += struct.pack("<h", int(32767 * v))
+            elif fmt == "S24_LE":
+                buf += struct.pack("<i", int(8388607 * v))  # sign-extended 24 bits in 32
+            elif fmt == "S32_LE":
+                buf += struct.pack("<i", int(2147483647 * v))
+            elif fmt == "FLOAT_LE":
+                buf += struct.pack("<f", v)
+            else:
+                sys.exit(f"audiotool: unsupported format {fmt}")
+    with open(out, "wb") as f:
+        f.write(buf)
+
+
+def wav_data(path):
+    with open(path, "rb") as f:
+        blob = f.read()
+    if blob[:4] != b"RIFF" or blob[8:12] != b"WAVE":
+        sys.exit(f"audiotool: {path} is not a WAV file")
+    at, bits = 12, None
+    while at + 8 <= len(blob):
+        cid, size = blob[at:at + 4], struct.unpack("<I", blob[at + 4:at + 8])[0]
+        body = blob[at + 8:at + 8 + size]
+        if cid == b"fmt ":
+            bits = struct.unpack("<H", body[14:16])[0]
+        elif cid == b"data":
+            return bits, body
+        at += 8 + size + (size & 1)
+    sys.exit(f"audiotool: {path} has no data chunk")
+
+
+def same(fmt, raw_path, wav_path):
+    raw = open(raw_path, "rb").read()
+    bits, data = wav_data(wav_path)
+    if fmt == "S24_LE" and bits == 24:
+        raw = b"".join(raw[i:i + 3] for i in range(0, len(raw), 4))
+    silence = 0x80 if fmt == "U8" else 0
+    if data[:len(raw)] == raw and all(b == silence for b in data[len(raw):]):
+        return 0
+    n = min(len(raw), len(data))
+    first = next((i for i in range(n) if raw[i] != data[i]), n)
+    print(f"audiotool: {wav_path}: {len(data)} data bytes, expected {len(raw)}; first difference at byte {first}")
+    return 1
+
+
+def wav(fmt, rate, ch, raw_path, out):
+    raw = open(raw_path, "rb").read()
+    width = WIDTH[fmt]
+    tag = 3 if fmt.startswith("FLOAT") else 1
+    bits = 24 if fmt == "S24_LE" else 8 * width  # S24_LE is not a WAV layout; callers avoid it
+    fmt_chunk = struct.pack("<HHIIHH", tag, ch, rate, rate * ch * width, ch * width, bits)
+    with open(out, "wb") as f:
+        f.write(b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt_chunk) + 8 + len(raw)) + b"WAVE")
+        f.write(b"fmt " + struct.pack("<I", len(fmt_chunk)) + fmt_chunk)
+        f.write(b"data" + struct.pack("<I", len(raw)) + raw)
+
+
+def find(raw_path, wav_path):
+    raw = open(raw_path, "rb").read()
+    _, data = wav_data(wav_path)
+    at = data.find(raw)
+    if at < 0:
+        print(f"audiotool: {raw_path} ({len(raw)} bytes) not found in {wav_path} ({len(data)} bytes)")
+        return 1
+    print(f"audiotool: found at byte {at}")
+    return 0
+
+
+if __name__ == "__main__":
+    a = sys.argv[1:]
+    if a[:1] == ["gen"] and len(a) == 6:
+        gen(a[1], int(a[2]), int(a[3]), float(a[4]), a[5])
+    elif a[:1] == ["same"] and len(a) == 4:
+        sys.exit(same(a[1], a[2], a[3]))
+    elif a[:1] == ["wav"] and len(a) == 6:
+        wav(a[1], int(a[2]), int(a[3]), a[4], a[5])
+    elif a[:1] == ["find"] and len(a) == 3:
+        sys.exit(find(a[1], a[2]))
+    else:
+        sys.exit(__doc__)

@@ -684,10 +684,15 @@ int xsc_claim(struct xsc_conn *c, char *err)
 
 void xsc_release(struct xsc_conn *c)
 {
-    char path[XSC_PATH];
+    char path[XSC_PATH], *rec;
+    long pid;
 
+    /* Only our own record: a process refused with -EBUSY must not free the holder's card. */
     xsc_holder_path(c, path, sizeof(path));
-    xs_rm(c->xs, XBT_NULL, path);
+    rec = xs_read(c->xs, XBT_NULL, path, NULL);
+    if (rec && sscanf(rec, "%ld", &pid) == 1 && pid == (long)getpid())
+        xs_rm(c->xs, XBT_NULL, path);
+    free(rec);
 }
 
 /* ---------------------------------------------------------------- handshake */

@@ -75,7 +75,8 @@ demo: deps
 
 # End-to-end: unmodified aplay/arecord through the plugin, in a simulated guest (test/xen-sim).
 PLUGIN_TESTS = test/plugin/test-playback test/plugin/test-capture test/plugin/test-negotiation \
-               test/plugin/test-lifecycle test/plugin/test-faults test/plugin/test-behaviour
+               test/plugin/test-lifecycle test/plugin/test-faults test/plugin/test-behaviour \
+               test/plugin/test-config
 CHECK_TESTS += $(PLUGIN_TESTS)
 
 deps:

@@ -130,6 +130,10 @@ static int sbk_open_files(struct sbk_stream *s)
         s->source_open = true;
         return 0;
     }
+    if (sbk_fifo_init(&s->unplayed, s->params.buffer_sz) < 0) {
+        sbk_error("%s: OPEN: out of memory", s->cfg->uid);
+        return -XEN_EIO;
+    }
     if (d->opts.discard)
         return 0;
     if (sbk_sink_open(&s->sink, d->opts.out_dir, s->cfg->uid, sbk_next_open_number(d, s->cfg->uid), &shape, err,
@@ -181,6 +185,7 @@ void sbk_stream_shutdown(struct sbk_stream *s)
         sbk_source_close(&s->source);
     s->source_open = false;
     sbk_fifo_free(&s->captured);
+    sbk_fifo_free(&s->unplayed);
     sbk_print_summary(s);
     sbk_unmap_buffer(s);
     free(s->scratch);
@@ -290,11 +295,29 @@ static void sbk_report_progress(struct sbk_stream *s, uint64_t old, bool drained
         sbk_send_position(s, s->position);
 }
 
+static void sbk_feed_loopbacks(struct sbk_stream *s, const uint8_t *data, size_t len);
+
+/* Hands the bytes just played to the capture streams that loop this one back. */
+static void sbk_loop_played(struct sbk_stream *s, uint64_t n)
+{
+    uint8_t chunk[4096];
+
+    while (n) {
+        size_t got = sbk_fifo_pop(&s->unplayed, chunk, n < sizeof(chunk) ? (size_t)n : sizeof(chunk));
+
+        if (!got)
+            break;
+        sbk_feed_loopbacks(s, chunk, got);
+        n -= got;
+    }
+}
+
 /* Playback: the clock spent `due` octets; play what is queued, the rest is a dry spell. */
 static void sbk_playback_advance(struct sbk_stream *s, uint64_t due)
 {
     uint64_t play = due < s->queued ? due : s->queued, old = s->position;
 
+    sbk_loop_played(s, play);
     s->queued -= play;
     s->position += play;
     s->dry_bytes += due - play;
@@ -318,6 +341,23 @@ static void sbk_capture_produce(struct sbk_stream *s, uint64_t n)
     sbk_report_progress(s, old, false);
 }
 
+static bool sbk_same_shape(const struct sbk_stream *a, const struct sbk_stream *b);
+
+/* A loopback capture whose playback stream is running takes that stream's clock: it captures
+ * exactly what is played, when it is played, so no two clocks drift or jitter apart. */
+static bool sbk_loop_driver_running(const struct sbk_stream *c)
+{
+    if (!c->source_open || c->source.kind != SBK_CAPTURE_LOOPBACK)
+        return false;
+    for (unsigned i = 0; i < c->card->n_streams; i++) {
+        const struct sbk_stream *p = &c->card->streams[i];
+
+        if (!p->cfg->capture && p->state == SBK_ST_RUNNING && !strcmp(c->cfg->opts.capture.arg, p->cfg->uid))
+            return sbk_same_shape(p, c);
+    }
+    return false;
+}
+
 static uint64_t sbk_clock_frames_since(uint64_t ns, uint32_t rate)
 {
     return ns / 1000000000u * rate + ns % 1000000000u * rate / 1000000000u;
@@ -333,6 +373,8 @@ static void sbk_clock_advance(struct sbk_stream *s)
         return;
     due = (frames - s->clock_frames) * s->frame_bytes;
     s->clock_frames = frames;
+    if (s->cfg->capture && sbk_loop_driver_running(s))
+        return; /* the playback stream's clock produces our data (sbk_feed_loopbacks) */
     if (s->cfg->capture)
         sbk_capture_produce(s, due);
     else
@@ -398,6 +440,7 @@ static int sbk_trigger_stop(struct sbk_stream *s)
         sbk_info("%s: STOP discards %llu queued bytes", s->cfg->uid, (unsigned long long)s->queued);
     s->stats.discarded += s->queued;
     s->queued = 0;
+    sbk_fifo_clear(&s->unplayed);
     if (s->cfg->capture)
         sbk_fifo_clear(&s->captured);
     s->state = SBK_ST_OPEN;
@@ -442,7 +485,7 @@ static bool sbk_same_shape(const struct sbk_stream *a, const struct sbk_stream *
            a->params.channels == b->params.channels;
 }
 
-/* Hands playback bytes to the capture streams of the card that loop this one back. */
+/* Hands played bytes to the running capture streams of the card that loop this one back. */
 static void sbk_feed_loopbacks(struct sbk_stream *s, const uint8_t *data, size_t len)
 {
     for (unsigned i = 0; i < s->card->n_streams; i++) {
@@ -457,7 +500,10 @@ static void sbk_feed_loopbacks(struct sbk_stream *s, const uint8_t *data, size_t
             c->loop_warned = true;
             continue;
         }
+        if (c->state != SBK_ST_RUNNING)
+            continue; /* what is played while nobody records is gone, as on a real loopback */
         sbk_fifo_push(&c->source.loop, data, len);
+        sbk_capture_produce(c, len);
     }
 }
 
@@ -483,7 +529,7 @@ static int sbk_do_write(struct sbk_stream *s, const struct xensnd_rw_req *rw)
         sbk_error("%s: writing %s failed", s->cfg->uid, s->sink.path);
         return -XEN_EIO;
     }
-    sbk_feed_loopbacks(s, s->scratch, rw->length);
+    sbk_fifo_push(&s->unplayed, s->scratch, rw->length);
     s->stats.bytes += rw->length;
     s->received_total += rw->length;
     sbk_exit_if_crash_due(s);

@@ -69,6 +69,15 @@ $(BUILD)/pcm-behaviour: test/plugin/pcm-behaviour.c
 	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -o $@ $< $(LDFLAGS_COMMON) $(ALSA_LIBS)
 all: $(BUILD)/pcm-behaviour
 
+$(BUILD)/pcm-bench: test/bench/pcm-bench.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -o $@ $< $(LDFLAGS_COMMON) $(ALSA_LIBS)
+all: $(BUILD)/pcm-bench
+
+# make bench: figures and ratios measured in one run (test/bench/run); timing lives only here.
+bench: all
+	test/bench/run
+
 demo: deps
 	$(MAKE) all
 	test/demo

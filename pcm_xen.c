@@ -323,17 +323,23 @@ static void xsnd_apply_position(struct xsnd_pcm *p, uint64_t pos_bytes)
         p->hw_pos = pos;
 }
 
+/* Queues a request; when the ring is full, waits (bounded) until fewer than `room` are in flight. */
+static int xsnd_submit(struct xsnd_pcm *p, struct xensnd_req *req, uint64_t cookie, unsigned room)
+{
+    int rc = xring_submit(p->ring, req, cookie, NULL);
+
+    if (rc == -EAGAIN && (rc = xring_drain(p->ring, room)) == 0)
+        rc = xring_submit(p->ring, req, cookie, NULL);
+    return rc;
+}
+
 static int xsnd_submit_io(struct xsnd_pcm *p, uint8_t op, uint64_t from, snd_pcm_uframes_t n, uint64_t cookie)
 {
     struct xensnd_req req = { .operation = op };
-    int rc;
 
     req.op.rw.offset = (uint32_t)((from % p->buffer_frames) * p->frame_bytes);
     req.op.rw.length = (uint32_t)(n * p->frame_bytes);
-    rc = xring_submit(p->ring, &req, cookie, NULL);
-    if (rc == -EAGAIN && (rc = xring_drain(p->ring, XSND_MAX_INFLIGHT_IO)) == 0)
-        rc = xring_submit(p->ring, &req, cookie, NULL);
-    return rc;
+    return xsnd_submit(p, &req, cookie, XSND_MAX_INFLIGHT_IO);
 }
 
 /* Capture: ask for everything the backend captured that fits before the application's data. */
@@ -349,11 +355,12 @@ static void xsnd_issue_reads(struct xsnd_pcm *p)
 
         if (n > p->buffer_frames - off)
             n = (snd_pcm_uframes_t)(p->buffer_frames - off); /* no request crosses the end of the buffer */
-        if (xring_submit(p->ring, &(struct xensnd_req){ .operation = XENSND_OP_READ,
-                                                        .op.rw = { (uint32_t)(off * p->frame_bytes),
-                                                                   (uint32_t)(n * p->frame_bytes) } },
-                         p->requested + n, NULL) < 0)
-            break;
+        struct xensnd_req req = { .operation = XENSND_OP_READ };
+
+        req.op.rw.offset = (uint32_t)(off * p->frame_bytes);
+        req.op.rw.length = (uint32_t)(n * p->frame_bytes);
+        if (xring_submit(p->ring, &req, p->requested + n, NULL) < 0)
+            break; /* ring full: the next update asks again */
         p->reads[p->nreads++] = (struct xsnd_read){ p->requested + n, false };
         p->requested += n;
     }
@@ -435,11 +442,8 @@ static void xsnd_clock_ref(struct xsnd_pcm *p)
 static int xsnd_trigger(struct xsnd_pcm *p, uint8_t type)
 {
     struct xensnd_req req = { .operation = XENSND_OP_TRIGGER, .op.trigger.type = type };
-    int rc = xring_submit(p->ring, &req, 0, NULL);
 
-    if (rc == -EAGAIN && (rc = xring_drain(p->ring, XRING_SLOTS)) == 0)
-        rc = xring_submit(p->ring, &req, 0, NULL);
-    return rc;
+    return xsnd_submit(p, &req, 0, XRING_SLOTS);
 }
 
 static int xsnd_start(snd_pcm_ioplug_t *io)

@@ -485,30 +485,62 @@ static int xsc_wait_backend(struct xsc_conn *c, unsigned want, unsigned timeout_
     return st;
 }
 
-/* The kernel's snd_xen_front binds xenbus device vsnd-<devid> when it is loaded. */
+/* The basename of a symlink's target ("" if it is no link). */
+static void xsc_link_name(const char *path, char *out, size_t cap)
+{
+    char link[PATH_MAX];
+    ssize_t n = readlink(path, link, sizeof(link) - 1);
+    const char *base;
+
+    out[0] = 0;
+    if (n < 0)
+        return;
+    link[n] = 0;
+    base = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
+    n = (ssize_t)strnlen(base, cap - 1);
+    memcpy(out, base, (size_t)n);
+    out[n] = 0;
+}
+
+/* The ALSA card whose parent device is `dev` (a sysfs path): "hw:N", or "". */
+static void xsc_alsa_card_of(const char *dev, char *out, size_t cap)
+{
+    char want[PATH_MAX], path[XSC_PATH], got[PATH_MAX];
+    DIR *dir = opendir("/sys/class/sound");
+
+    out[0] = 0;
+    if (!dir || !realpath(dev, want)) {
+        if (dir)
+            closedir(dir);
+        return;
+    }
+    for (struct dirent *de; (de = readdir(dir)) != NULL;) {
+        if (strncmp(de->d_name, "card", 4))
+            continue;
+        xsc_path(path, "/sys/class/sound/%s/device", de->d_name);
+        if (realpath(path, got) && !strcmp(got, want))
+            snprintf(out, cap, "hw:%s", de->d_name + 4);
+    }
+    closedir(dir);
+}
+
+/* The kernel's snd_xen_front binds xenbus device vsnd-<devid> when it is loaded (udev loads
+ * it on any guest whose kernel has it): then the card is the kernel's, not ours. */
 static int xsc_check_kernel_driver(unsigned devid)
 {
-    char path[XSC_PATH], link[256], card[64] = "";
-    DIR *dir;
-    ssize_t n;
+    char dev[XSC_PATH], path[XSC_PATH], driver[128], module[128], card[64];
 
-    xsc_path(path, "/sys/bus/xen/devices/vsnd-%u/driver", devid);
-    n = readlink(path, link, sizeof(link) - 1);
-    if (n < 0)
+    xsc_path(dev, "/sys/bus/xen/devices/vsnd-%u", devid);
+    xsc_path(path, "%s/driver", dev);
+    xsc_link_name(path, driver, sizeof(driver));
+    if (!driver[0])
         return 0;
-    link[n] = 0;
-    /* The ALSA card the kernel made for it: /sys/bus/xen/devices/vsnd-N/sound/cardK */
-    xsc_path(path, "/sys/bus/xen/devices/vsnd-%u/sound", devid);
-    dir = opendir(path);
-    for (struct dirent *de; dir && (de = readdir(dir)) != NULL;)
-        if (!strncmp(de->d_name, "card", 4))
-            snprintf(card, sizeof(card), "hw:%s", de->d_name + 4);
-    if (dir)
-        closedir(dir);
-    SNDERR("vsnd card %u: the kernel driver %s already drives this card%s%s%s; unload it "
-           "(modprobe -r snd_xen_front) or blacklist it to use this plugin",
-           devid, strrchr(link, '/') ? strrchr(link, '/') + 1 : link,
-           card[0] ? " as ALSA device " : "", card, "");
+    xsc_path(path, "%s/driver/module", dev);
+    xsc_link_name(path, module, sizeof(module));
+    xsc_alsa_card_of(dev, card, sizeof(card));
+    SNDERR("vsnd card %u: the kernel driver %s (module %s) already drives this card%s%s; unload it "
+           "(modprobe -r %s) or blacklist it to use this plugin", devid, driver, module[0] ? module : "built in",
+           card[0] ? " as ALSA device " : "", card, module[0] ? module : "snd_xen_front");
     return -EBUSY;
 }
 

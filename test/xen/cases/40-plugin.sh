@@ -1,0 +1,206 @@
+# Case 4: the plugin (libasound_module_pcm_xen.so) as the domU's sndif frontend, against sndback in
+# dom0, used the way README.md "Using it in a Xen guest" says: installed as `make install` does, the
+# udev rule's GROUP/MODE on /dev/xen/{evtchn,gntalloc,xenbus}, run by a non-root member of `audio`.
+#   - with snd_xen_front bound to the card, the plugin refuses and names the module and its hw: device;
+#   - with snd_xen_front unloaded: 20 open/play/close cycles in a row, aplay -D xen and aplay -M -D xen
+#     of every test medium taking turns, each run bit-exact (one line per mode and medium, one for the
+#     run); then arecord -D xen of every medium, bit-exact.
+# Under QEMU one aplay run takes ~7 s in the domU and each round trip to it ~3 s more: the cycles are
+# one domU command and double as the aplay cases, so the case file stays within run-cases' bound.
+# The domU has no udev: the kernel driver is loaded with modprobe (what udev would do on its modalias),
+# and the rule's effect is applied with chgrp/chmod.
+
+PL_USER=xtuser      # uid 1000, primary group xtuser, member of audio: the plugin's intended user
+PL_OTHER=xtother    # uid 1001, not in audio: the udev rule must be what lets xtuser in
+PL_ALSA_PLUGIN_DIR=/usr/lib/x86_64-linux-gnu/alsa-lib   # `make install`'s ALSA_PLUGIN_DIR on Debian amd64
+PL_DEVS="/dev/xen/evtchn /dev/xen/gntalloc /dev/xen/xenbus"
+PL_MEDIA="s16_le-48000-2 s32_le-44100-6 u8-8000-1"
+PL_CYCLES=20
+
+image_domu() {
+    local r
+    r=$(img_root domu)
+    img_bin domu /usr/bin/aplay /usr/bin/arecord
+    [ -e "$r/usr/share/alsa/alsa.conf" ] || img_tree domu /usr/share/alsa
+    img_module domu snd_xen_front
+    # What `make install` installs (the plugin's libraries come with it through ldd).
+    if [ -f "$BUILD/libasound_module_pcm_xen.so" ]; then
+        img_bin domu --to "$PL_ALSA_PLUGIN_DIR" "$BUILD/libasound_module_pcm_xen.so"
+    else
+        echo "build-images: $BUILD/libasound_module_pcm_xen.so missing: the domU gets no plugin" >&2
+    fi
+    img_file domu "$TOP/conf/50-pcm-xen.conf" /etc/alsa/conf.d/50-pcm-xen.conf
+    # The users; Debian's audio group id.
+    echo "$PL_USER:x:1000:1000::/tmp:/bin/sh" >>"$r/etc/passwd"
+    echo "$PL_OTHER:x:1001:1001::/tmp:/bin/sh" >>"$r/etc/passwd"
+    printf '%s\n' "audio:x:29:$PL_USER" "$PL_USER:x:1000:" "$PL_OTHER:x:1001:" >>"$r/etc/group"
+}
+
+# pl_as USER CMD: the domU shell command that runs CMD (no single quotes in it) as USER.
+pl_as() { echo "su -s /bin/sh $1 -c '$2'"; }
+pl_user() { pl_as "$PL_USER" "$1"; }
+
+# pl_grant_audio: the effect of conf/90-pcm-xen.rules (GROUP="audio", MODE="0660") on the three devices.
+pl_grant_audio() {
+    in_domu "chgrp audio $PL_DEVS && chmod 0660 $PL_DEVS" || return 1
+    pl_check_setup
+}
+
+# pl_check_setup: the plugin is installed, the devices are root:audio 0660, xtuser is not root and in audio.
+pl_check_setup() {
+    local out
+    out=$(in_domu "ls $PL_ALSA_PLUGIN_DIR/libasound_module_pcm_xen.so /etc/alsa/conf.d/50-pcm-xen.conf \
+        /usr/share/alsa/alsa.conf >/dev/null && stat -c '%U:%G %a' $PL_DEVS | sort -u && $(pl_user id)") ||
+        { echo "$out" >&2; return 1; }
+    [ "$(echo "$out" | grep -v '^uid=')" = "root:audio 660" ] ||
+        { echo "owners and modes of $PL_DEVS: $(echo "$out" | grep -v '^uid=' | tr '\n' ' ')" >&2; return 1; }
+    echo "$out" | grep -q "^uid=1000($PL_USER) gid=1000($PL_USER) groups=.*29(audio)" ||
+        { echo "id of $PL_USER: $(echo "$out" | grep '^uid=')" >&2; return 1; }
+}
+
+# pl_kernel_driver: "MODULE hw:N": the module of the driver bound to vsnd-0 and the hw: device it made,
+# from the domU's sysfs. (A xenbus driver is named after its device type, "vsnd": its module is not.)
+pl_kernel_driver() {
+    # (No backslashes in a command for in_domu: xenstore-write would take them as escapes.)
+    in_domu "basename \$(readlink /sys/bus/xen/devices/vsnd-0/driver/module) &&
+        ls /sys/bus/xen/devices/vsnd-0/sound | grep '^card[0-9][0-9]*$' | head -n 1" | grep . | sed 's/^card/hw:/' | tr '\n' ' '
+}
+
+# pl_refuses_kernel_card: with snd_xen_front bound, aplay -D xen fails, its message names the module
+# and the kernel's hw: device, nothing reaches sndback and the kernel's connection is left alone.
+pl_refuses_kernel_card() {
+    local module hw out
+    # shellcheck disable=SC2046
+    set -- $(pl_kernel_driver)
+    module=$1 hw=$2
+    [ -n "$hw" ] || { echo "no module or card under /sys/bus/xen/devices/vsnd-0 in the domU ('$*')" >&2; return 1; }
+    rm -rf "${XT_SNDBACK_OUT:?}"/*
+    if out=$(in_domu -t 60 "$(pl_user "aplay -q -D xen /xt/media/u8-8000-1.wav")" 2>&1); then
+        echo "aplay -D xen succeeded while $module drives the card" >&2
+        return 1
+    fi
+    echo "$out" >"$XT_OUT/plugin-kernel-driver-message.txt"
+    echo "$out" | grep -q "the kernel driver $module already drives this card as ALSA device $hw; unload it (modprobe -r $module)" ||
+        { echo "expected 'the kernel driver $module already drives this card as ALSA device $hw', got: $(echo "$out" | head -n 1)" >&2
+          return 1; }
+    [ -z "$(ls "$XT_SNDBACK_OUT")" ] || { echo "sndback got a stream open: $(ls "$XT_SNDBACK_OUT")" >&2; return 1; }
+    xt_states_are 4 4 || { echo "the kernel's connection changed: frontend $(xt_fe_state), backend $(xt_be_state)" >&2; return 1; }
+}
+
+# pl_refuses_non_member: a user outside audio cannot open /dev/xen/xenbus, and is told so.
+pl_refuses_non_member() {
+    local out
+    if out=$(in_domu -t 60 "$(pl_as "$PL_OTHER" "aplay -q -D xen /xt/media/u8-8000-1.wav")" 2>&1); then
+        echo "aplay -D xen succeeded for $PL_OTHER (not in audio)" >&2
+        return 1
+    fi
+    echo "$out" | grep -q "cannot open xenstore (/dev/xen/xenbus)" ||
+        { echo "unexpected message: $(echo "$out" | head -n 2 | tr '\n' ' ')" >&2; return 1; }
+}
+
+pl_capture() {
+    local frames
+    frames=$(($(xt_media "$1" frames) / 2))
+    xt_expect_capture "$1" "$frames" "$(pl_user "arecord -q -D xen -t raw -f $(xt_media_alsa_format "$1") \
+        -r $(xt_media "$1" rate) -c $(xt_media "$1" channels) -s $frames /tmp/capture.raw")"
+}
+
+# pl_check_played WAV MEDIA: sndback's WAV has MEDIA's format and its audio data byte for byte, then
+# nothing but silence shorter than the card's buffer-size (aplay's padding of its last period).
+# (xt_expect_playback's checks, for a file of a run that made many.)
+pl_check_played() {
+    local wav=$1 media=$2 fmt want got bytes pad max_pad silence
+    fmt=$(wav-data --fmt "$wav") || return 1
+    want="tag=$(xt_media "$media" tag) channels=$(xt_media "$media" channels) rate=$(xt_media "$media" rate) bits=$(xt_media "$media" bits)"
+    [ "$fmt" = "$want" ] || { echo "$(basename "$wav") is '$fmt', expected '$want' ($media)" >&2; return 1; }
+    wav-data "$wav" >/run/pl-played.raw || return 1
+    bytes=$(xt_media "$media" bytes)
+    pad=$(($(wc -c </run/pl-played.raw) - bytes))
+    got=$(head -c "$bytes" /run/pl-played.raw | xt_md5)
+    if [ "$pad" -lt 0 ] || [ "$got" != "$(xt_md5 "/xt/media/$media.raw")" ]; then
+        echo "$(basename "$wav"): audio data differs from $media.raw" >&2
+        cp "$wav" "$XT_OUT/plugin-mismatch-$(basename "$wav")"
+        return 1
+    fi
+    max_pad=$(xt_card_key buffer-size) || max_pad=0
+    [ "$pad" -lt "$max_pad" ] || { echo "$(basename "$wav"): $pad bytes after the audio data" >&2; return 1; }
+    [ "$(xt_media "$media" format)" = u8 ] && silence='\200' || silence='\000'
+    [ "$(tail -c "+$((bytes + 1))" /run/pl-played.raw | tr -d "$silence" | wc -c)" = 0 ] ||
+        { echo "$(basename "$wav"): the $pad bytes after the audio data are not silence" >&2; return 1; }
+}
+
+# The cycles take turns: cycle I (0-based) plays medium I % 3 of PL_MEDIA, with aplay's read/write
+# transfers in the first three of every six cycles and with -M (mmap) in the other three. A wrong
+# medium (stale data of the previous run) or a lost run shows.
+pl_cycle_media() { echo $PL_MEDIA | cut -d' ' -f$(($1 % 3 + 1)); }
+pl_cycle_mode() { [ $(($1 % 6)) -lt 3 ] && echo rw || echo mmap; }
+
+# pl_cycles: PL_CYCLES aplay runs in a row in the domU (one command), then one WAV per run from
+# sndback, in order; /run/pl-cycles holds "CYCLE MODE MEDIA ok|why" per run for pl_cycles_of.
+pl_cycles() {
+    local i files n wav why
+    rm -rf "${XT_SNDBACK_OUT:?}"/* /run/pl-cycles
+    in_domu -t 300 "$(pl_user "i=0; while [ \$i -lt $PL_CYCLES ]; do for o in \"\" \"\" \"\" -M -M -M; do \
+        set -- $PL_MEDIA; shift \$((i % 3)); \
+        [ \$i -lt $PL_CYCLES ] || break; i=\$((i + 1)); \
+        aplay -q -D xen \$o /xt/media/\$1.wav || { echo \"cycle \$i (aplay \$o \$1) failed\"; exit 1; }; \
+        done; done")" >/run/pl-cycles.out 2>&1 ||
+        { tail -n 3 /run/pl-cycles.out >&2; return 1; }
+    # pb0.wav is the first OPEN of sndback's run, pb0.N.wav the N-th: sort them by N.
+    files=$(ls "$XT_SNDBACK_OUT" | sed 's/^pb0\.wav$/1 &/; s/^pb0\.\([0-9]*\)\.wav$/\1 &/' | sort -n | cut -d' ' -f2)
+    n=$(echo "$files" | grep -c '^pb0.*\.wav$')
+    [ "$n" = "$PL_CYCLES" ] || { echo "sndback wrote $n files for $PL_CYCLES runs: $(echo $files)" >&2; return 1; }
+    i=0
+    for wav in $files; do
+        if pl_check_played "$XT_SNDBACK_OUT/$wav" "$(pl_cycle_media $i)" 2>/run/pl-why; then
+            why=ok
+        else
+            why=$(tr '\n' ' ' </run/pl-why)
+        fi
+        echo "$((i + 1)) $(pl_cycle_mode $i) $(pl_cycle_media $i) $why" >>/run/pl-cycles
+        i=$((i + 1))
+    done
+    n=$(grep -vc ' ok$' /run/pl-cycles)
+    [ "$n" = 0 ] || { echo "$n of $PL_CYCLES runs not bit-exact, the first: cycle $(grep -v ' ok$' /run/pl-cycles | head -n 1)" >&2; return 1; }
+}
+
+# pl_cycles_of MODE MEDIA: the cycles of MODE and MEDIA all ran (pl_cycles saw every run's WAV) and
+# were bit-exact.
+pl_cycles_of() {
+    local runs bad
+    [ -s /run/pl-cycles ] || { echo "the cycles did not all run: $(tail -n 2 /run/pl-cycles.out 2>/dev/null | tr '\n' ' ')" >&2; return 1; }
+    runs=$(grep -c "^[0-9]* $1 $2 " /run/pl-cycles)
+    bad=$(grep "^[0-9]* $1 $2 " /run/pl-cycles | grep -v ' ok$' | head -n 1)
+    [ "$runs" -gt 0 ] && [ -z "$bad" ] || { echo "${bad:-no cycle played $2 in $1 mode}" >&2; return 1; }
+    echo "$runs runs bit-exact"
+}
+
+run_cases() {
+    local m
+    xt_step "plugin: the udev rule's GROUP/MODE on /dev/xen/*, user $PL_USER"
+    check "xen/plugin/setup: plugin installed as make install does, /dev/xen/{evtchn,gntalloc,xenbus} root:audio 0660, $PL_USER in audio" \
+        pl_grant_audio || return
+    # The card driven by the kernel (cases 10 and 30 leave snd_xen_front bound; alone, load it).
+    if ! xt_states_are 4 4; then
+        xt_step "plugin: modprobe snd_xen_front (udev would, on a guest that has it)"
+        check "xen/plugin/kernel-fe-load: snd_xen_front takes the card" xt_kfe_load || return
+    fi
+    xt_step "plugin: aplay -D xen while snd_xen_front drives the card"
+    check "xen/plugin/kernel-driver: refused, the message names the module and its hw: device" pl_refuses_kernel_card
+    xt_step "plugin: unbind + rmmod snd_xen_front"
+    check "xen/plugin/kernel-fe-unload: snd_xen_front unbound and unloaded, the card is free" xt_kfe_unload || return
+    xt_step "plugin: aplay -D xen as $PL_OTHER (not in audio)"
+    check "xen/plugin/not-in-audio: $PL_OTHER is refused: cannot open /dev/xen/xenbus" pl_refuses_non_member
+    xt_step "plugin: $PL_CYCLES open/play/close cycles, aplay and aplay -M of every medium"
+    check "xen/plugin/cycles: $PL_CYCLES aplay -D xen runs in a row as $PL_USER, each bit-exact in sndback's WAV" pl_cycles
+    for m in $PL_MEDIA; do
+        check "xen/plugin/aplay-$m: aplay -D xen as $PL_USER, bit-exact in sndback's WAV" pl_cycles_of rw "$m"
+    done
+    for m in $PL_MEDIA; do
+        check "xen/plugin/aplay-mmap-$m: aplay -M -D xen as $PL_USER, bit-exact in sndback's WAV" pl_cycles_of mmap "$m"
+    done
+    for m in $PL_MEDIA; do
+        xt_step "plugin: arecord -D xen $m"
+        check "xen/plugin/arecord-$m: arecord -D xen as $PL_USER, sndback's WAV source captured bit-exact" pl_capture "$m"
+    done
+}

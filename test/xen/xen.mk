@@ -1,0 +1,25 @@
+# make test-xen: the real hypervisor as the judge (test/xen/README-section.md). Boots Debian's Xen 4.17,
+# a PV dom0 and a PV domU under QEMU and runs test/xen/cases/*.sh there. Needs root the first time
+# (it installs the Debian packages below); XT_ONLY=GLOB runs only the matching case files.
+XT_SRC = test/xen
+XEN_TEST_PACKAGES = qemu-system-x86 xen-hypervisor-4.17-amd64 xen-utils-4.17 linux-image-amd64 \
+                    busybox-static cpio kmod alsa-utils sox
+# What the images are assembled from (besides Debian's packages).
+XEN_TEST_BINS = $(BUILD)/test-xen/bin/wav-data $(BUILD)/sndback \
+                $(BUILD)/xensim-tests/xs-txn $(BUILD)/xensim-tests/evtchn-peer $(BUILD)/xensim-tests/gnt-peer
+
+# wav-data is also built by `make all` and checked by `make check` (both builds).
+XEN_TESTS = $(XT_SRC)/test-wav-data
+CHECK_TESTS += $(XEN_TESTS)
+all: $(BUILD)/test-xen/bin/wav-data
+
+.PHONY: test-xen
+test-xen:
+	@test/deps $(XEN_TEST_PACKAGES) || { echo "test-xen: cannot run: the packages above are missing (run as root once)"; exit 1; }
+	@# A piece that does not build is reported by the cases that need it (as FAIL lines).
+	$(MAKE) -k $(XEN_TEST_BINS) || echo "test-xen: some of $(XEN_TEST_BINS) did not build"
+	$(XT_SRC)/run --build $(BUILD) $(if $(XT_ONLY),--only '$(XT_ONLY)')
+
+$(BUILD)/test-xen/bin/wav-data: $(XT_SRC)/wav-data.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) -o $@ $< $(LDFLAGS_COMMON)

@@ -245,8 +245,15 @@ static bool sbk_card_step(struct sbk_daemon *d, struct sbk_card *c)
         break;
     case SBK_CARD_INITWAIT:
         sbk_card_set_state(c, XenbusStateInitWait);
-        if (fe_state == XenbusStateInitialised || fe_state == XenbusStateConnected)
+        /* Only Initialised: a frontend still Connected is connected to a previous backend
+         * (this one restarted); on our InitWait it republishes fresh rings and says
+         * Initialised (Linux does), and mapping the old ones meanwhile would race with that. */
+        if (fe_state == XenbusStateInitialised)
             sbk_card_try_connect(c);
+        else if (fe_state == XenbusStateConnected && c->fe_state_logged != fe_state)
+            sbk_info("card %u/%u: frontend still Connected to a previous backend: waiting for it to "
+                     "republish (Initialised)", c->fe_domid, c->devid);
+        c->fe_state_logged = fe_state;
         break;
     }
     return true;

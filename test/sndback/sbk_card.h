@@ -96,6 +96,7 @@ struct sbk_card {
     enum sbk_card_phase phase;
     int be_state;               /* what we last wrote to <be>/state, -1 before */
     long long fe_state_seen;    /* the frontend state last read (for the log) */
+    long long fe_state_logged;  /* the frontend state last explained in the log (INITWAIT) */
     xenevtchn_handle *xce;      /* this card's event channels (closing it unbinds them all) */
     struct sbk_evsrc evtchn_src;
     struct sbk_card_cfg cfg;

@@ -538,9 +538,14 @@ static int xsc_check_kernel_driver(unsigned devid)
     xsc_path(path, "%s/driver/module", dev);
     xsc_link_name(path, module, sizeof(module));
     xsc_alsa_card_of(dev, card, sizeof(card));
-    SNDERR("vsnd card %u: the kernel driver %s (module %s) already drives this card%s%s; unload it "
-           "(modprobe -r %s) or blacklist it to use this plugin", devid, driver, module[0] ? module : "built in",
-           card[0] ? " as ALSA device " : "", card, module[0] ? module : "snd_xen_front");
+    /* Users know the module (snd_xen_front); the driver is called after its device type (vsnd). */
+    if (module[0])
+        SNDERR("vsnd card %u: the kernel driver %s already drives this card%s%s; unload it (modprobe -r %s) "
+               "or blacklist it to use this plugin", devid, module, card[0] ? " as ALSA device " : "", card, module);
+    else
+        SNDERR("vsnd card %u: the kernel driver %s (built into the kernel) already drives this card%s%s; "
+               "unbind it (/sys/bus/xen/drivers/%s/unbind) to use this plugin", devid, driver,
+               card[0] ? " as ALSA device " : "", card, driver);
     return -EBUSY;
 }
 

@@ -1,11 +1,11 @@
-# make test-xen: the real hypervisor as the judge (test/xen/README-section.md). Boots Debian's Xen 4.17,
+# make test-xen: the real hypervisor as the judge (README.md, "Tested on real Xen"). Boots Debian's Xen 4.17,
 # a PV dom0 and a PV domU under QEMU and runs test/xen/cases/*.sh there. Needs root the first time
 # (it installs the Debian packages below); XT_ONLY=GLOB runs only the matching case files.
 XT_SRC = test/xen
 XEN_TEST_PACKAGES = qemu-system-x86 xen-hypervisor-4.17-amd64 xen-utils-4.17 linux-image-amd64 \
                     busybox-static cpio kmod alsa-utils sox
 # What the images are assembled from (besides Debian's packages).
-XEN_TEST_BINS = $(BUILD)/test-xen/bin/wav-data $(BUILD)/sndback \
+XEN_TEST_BINS = $(BUILD)/test-xen/bin/wav-data $(BUILD)/sndback $(PLUGIN) \
                 $(BUILD)/xensim-tests/xs-txn $(BUILD)/xensim-tests/evtchn-peer $(BUILD)/xensim-tests/gnt-peer
 
 # wav-data is also built by `make all` and checked by `make check` (both builds).

@@ -5,7 +5,7 @@
 #   - with snd_xen_front unloaded: 20 open/play/close cycles in a row, aplay -D xen and aplay -M -D xen
 #     of every test medium taking turns, each run bit-exact (one line per mode and medium, one for the
 #     run); then arecord -D xen of every medium, bit-exact.
-# Under QEMU one aplay run takes ~7 s in the domU and each round trip to it ~3 s more: the cycles are
+# Under QEMU one aplay run takes seconds in the domU and each round trip to it seconds more: the cycles are
 # one domU command and double as the aplay cases, so the case file stays within run-cases' bound.
 # The domU has no udev: the kernel driver is loaded with modprobe (what udev would do on its modalias),
 # and the rule's effect is applied with chgrp/chmod.

@@ -86,7 +86,7 @@ struct br_domain {
     struct br_port ports[BR_NR_PORTS];
     struct br_grant *grants; /* BR_NR_REFS entries, allocated with the first share */
     uint32_t next_ref;       /* where the search for a free ref starts (refs are reused late) */
-    unsigned shared_pages;   /* counted against XSIM_GNT_DOMAIN_LIMIT */
+    unsigned shared_pages;   /* counted against XSIM_GNT_DOMAIN_LIMIT, per whole share (gntalloc) */
 };
 
 struct br_conn {
@@ -94,6 +94,8 @@ struct br_conn {
     unsigned domid;
     int pid;
     uint32_t kind;           /* enum xsim_kind, 0 before HELLO */
+    bool restricted;         /* EVTCHN: xenevtchn_restrict done, binds only to restrict_domid */
+    uint16_t restrict_domid;
     bool closed;             /* BYE done: everything released, no more requests */
     int pipe_w;              /* EVTCHN: write end of the delivery pipe, -1 if none */
     dev_t pipe_dev;
@@ -242,6 +244,8 @@ static int br_ev_bind_unbound(struct br_conn *c, uint32_t remote, uint32_t *out)
     struct br_port *p;
     int err;
 
+    if (c->restricted) /* the evtchn driver: a restricted handle offers no ports */
+        return EACCES;
     if (remote == BR_DOMID_SELF)
         remote = c->domid;
     if (remote > UINT16_MAX) /* the kernel would truncate it to a domid_t */
@@ -258,6 +262,8 @@ static int br_ev_bind_interdomain(struct br_conn *c, uint32_t rdom, uint32_t rpo
     struct br_port *l, *r;
     int err;
 
+    if (c->restricted && rdom != c->restrict_domid) /* compared as given: DOMID_SELF is refused */
+        return EACCES;
     if (rdom == BR_DOMID_SELF)
         rdom = c->domid;
     if (rdom >= br_ndomains)
@@ -311,6 +317,24 @@ static int br_ev_unbind(struct br_conn *c, uint32_t port)
     return 0;
 }
 
+/* IOCTL_EVTCHN_RESTRICT_DOMID: once only, and only to a real domain other than dom0. */
+static int br_ev_restrict(struct br_conn *c, uint32_t domid)
+{
+    if (c->restricted)
+        return EACCES;
+    if (domid == 0 || domid >= BR_DOMID_FIRST_RESERVED)
+        return EINVAL;
+    c->restricted = true;
+    c->restrict_domid = (uint16_t)domid;
+    return 0;
+}
+
+/* There are no virtual IRQs in xensim; a restricted handle is refused first, as by the driver. */
+static int br_ev_bind_virq(const struct br_conn *c)
+{
+    return c->restricted ? EACCES : ENOSYS;
+}
+
 static int br_pipe_identity(int fd, dev_t *dev, ino_t *ino)
 {
     struct stat st;
@@ -341,6 +365,8 @@ static int br_ev_attach(struct br_conn *c, int fd)
         if (br_domains[c->domid].ports[i].owner == old)
             br_domains[c->domid].ports[i].owner = c;
     close(c->pipe_w);
+    c->restricted = old->restricted; /* the restriction belongs to the handle, as to the open file */
+    c->restrict_domid = old->restrict_domid;
     c->pipe_w = old->pipe_w;
     c->pipe_dev = dev;
     c->pipe_ino = ino;
@@ -404,8 +430,9 @@ static void br_revoke_page(struct br_share *s, uint32_t page)
 
     d->grants[s->refs[page]] = (struct br_grant){ 0 };
     s->refs[page] = 0;
-    s->nlive--;
-    d->shared_pages--;
+    /* gntalloc frees a share's pages (and its count) only once the whole share is unmapped. */
+    if (--s->nlive == 0)
+        d->shared_pages -= s->npages;
     if (page == 0 && (s->notify.clear || s->notify.event)) {
         br_notify_fire(&s->notify, s, 0);
         s->notify = (struct br_notify){ 0 };
@@ -688,6 +715,7 @@ static const char *br_op_name(uint32_t op)
         [XSIM_OP_EV_UNMASK] = "unmask", [XSIM_OP_EV_UNBIND] = "unbind", [XSIM_OP_EV_ATTACH] = "attach",
         [XSIM_OP_SHR_SHARE] = "share", [XSIM_OP_SHR_UNSHARE] = "unshare", [XSIM_OP_TAB_MAP] = "map",
         [XSIM_OP_TAB_UNMAP_NOTIFY] = "unmap_notify", [XSIM_OP_BYE] = "bye",
+        [XSIM_OP_EV_RESTRICT] = "restrict", [XSIM_OP_EV_BIND_VIRQ] = "bind_virq",
     };
 
     return op < sizeof(names) / sizeof(names[0]) && names[op] ? names[op] : "?";
@@ -706,7 +734,9 @@ static size_t br_req_size(const struct br_conn *c, const struct xsim_req *req, s
     case XSIM_OP_EV_BIND_INTERDOMAIN:
     case XSIM_OP_EV_NOTIFY:
     case XSIM_OP_EV_UNMASK:
-    case XSIM_OP_EV_UNBIND: need_kind = XSIM_KIND_EVTCHN; size = XSIM_REQ_SIZE(port); break;
+    case XSIM_OP_EV_UNBIND:
+    case XSIM_OP_EV_RESTRICT:
+    case XSIM_OP_EV_BIND_VIRQ: need_kind = XSIM_KIND_EVTCHN; size = XSIM_REQ_SIZE(port); break;
     case XSIM_OP_EV_ATTACH: need_kind = XSIM_KIND_EVTCHN; size = offsetof(struct xsim_req, u); break;
     case XSIM_OP_SHR_SHARE: need_kind = XSIM_KIND_GNTSHR; size = XSIM_REQ_SIZE(share); break;
     case XSIM_OP_SHR_UNSHARE: need_kind = XSIM_KIND_GNTSHR; size = XSIM_REQ_SIZE(unshare); break;
@@ -755,6 +785,14 @@ static int br_dispatch(struct br_conn *c, const struct xsim_req *req, int fd_in,
     case XSIM_OP_EV_UNBIND:
         err = br_ev_unbind(c, pt->port);
         BR_LOG(c, "unbind(port %u) -> %s", pt->port, strerror(err));
+        return err;
+    case XSIM_OP_EV_RESTRICT:
+        err = br_ev_restrict(c, pt->domid);
+        BR_LOG(c, "restrict(dom%u) -> %s", pt->domid, strerror(err));
+        return err;
+    case XSIM_OP_EV_BIND_VIRQ:
+        err = br_ev_bind_virq(c);
+        BR_LOG(c, "bind_virq(%u) -> %s", pt->port, strerror(err));
         return err;
     case XSIM_OP_EV_ATTACH:
         err = br_ev_attach(c, fd_in);

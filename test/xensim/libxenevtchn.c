@@ -121,13 +121,10 @@ xenevtchn_port_or_error_t xenevtchn_bind_interdomain(xenevtchn_handle *xce, uint
     return xsim_ev_call(xce, XSIM_OP_EV_BIND_INTERDOMAIN, domid, remote_port, &port) < 0 ? -1 : (int)port;
 }
 
-/* Not simulated: there are no virtual IRQs in xensim. */
+/* There are no virtual IRQs in xensim: ENOSYS, or EACCES on a restricted handle (as the driver). */
 xenevtchn_port_or_error_t xenevtchn_bind_virq(xenevtchn_handle *xce, unsigned int virq)
 {
-    (void)xce;
-    (void)virq;
-    errno = ENOSYS;
-    return -1;
+    return xsim_ev_call(xce, XSIM_OP_EV_BIND_VIRQ, 0, virq, NULL);
 }
 
 int xenevtchn_unbind(xenevtchn_handle *xce, evtchn_port_t port)
@@ -165,11 +162,10 @@ int xenevtchn_unmask(xenevtchn_handle *xce, evtchn_port_t port)
     return xsim_ev_call(xce, XSIM_OP_EV_UNMASK, 0, port, NULL);
 }
 
-/* Not simulated (dom0 device-model deprivileging). */
+/* As IOCTL_EVTCHN_RESTRICT_DOMID: from now on the handle only binds interdomain to domid
+ * (EACCES otherwise, and for bind_unbound_port and bind_virq); a second call is EACCES, domid 0
+ * or a reserved one EINVAL. The broker keeps it with the handle, so it survives fdopen. */
 int xenevtchn_restrict(xenevtchn_handle *xce, domid_t domid)
 {
-    (void)xce;
-    (void)domid;
-    errno = ENOSYS;
-    return -1;
+    return xsim_ev_call(xce, XSIM_OP_EV_RESTRICT, domid, 0, NULL);
 }

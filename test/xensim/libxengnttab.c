@@ -303,29 +303,32 @@ int xengnttab_set_max_grants(xengnttab_handle *xgt, uint32_t nr_grants)
     return 0;
 }
 
-/* Not simulated: grant copy needs the hypervisor to copy between domains. */
+/* Not simulated beyond an empty batch: grant copy needs the hypervisor to copy between domains.
+ * As the real library, nothing to copy is a success. */
 int xengnttab_grant_copy(xengnttab_handle *xgt, uint32_t count, xengnttab_grant_copy_segment_t *segs)
 {
     (void)xgt;
-    (void)count;
     (void)segs;
+    if (count == 0)
+        return 0;
     errno = ENOSYS;
     return -1;
 }
 
-/* Not simulated: no dma-buf in xensim. */
+/* No dma-buf: ENOTTY, as gntdev answers in a kernel built without CONFIG_XEN_GNTDEV_DMABUF
+ * (Debian's). */
 int xengnttab_dmabuf_exp_from_refs(xengnttab_handle *xgt, uint32_t domid, uint32_t flags, uint32_t count,
                                    const uint32_t *refs, uint32_t *fd)
 {
     (void)xgt, (void)domid, (void)flags, (void)count, (void)refs, (void)fd;
-    errno = ENOSYS;
+    errno = ENOTTY;
     return -1;
 }
 
 int xengnttab_dmabuf_exp_wait_released(xengnttab_handle *xgt, uint32_t fd, uint32_t wait_to_ms)
 {
     (void)xgt, (void)fd, (void)wait_to_ms;
-    errno = ENOSYS;
+    errno = ENOTTY;
     return -1;
 }
 
@@ -333,14 +336,14 @@ int xengnttab_dmabuf_imp_to_refs(xengnttab_handle *xgt, uint32_t domid, uint32_t
                                  uint32_t *refs)
 {
     (void)xgt, (void)domid, (void)fd, (void)count, (void)refs;
-    errno = ENOSYS;
+    errno = ENOTTY;
     return -1;
 }
 
 int xengnttab_dmabuf_imp_release(xengnttab_handle *xgt, uint32_t fd)
 {
     (void)xgt, (void)fd;
-    errno = ENOSYS;
+    errno = ENOTTY;
     return -1;
 }
 
@@ -449,54 +452,129 @@ void *xengntshr_share_page_notify(xengntshr_handle *xgs, uint32_t domid, uint32_
     return xsim_gnt_share(xgs, domid, 1, ref, writable, notify_offset, notify_port);
 }
 
-/* The share holding [start, start + count pages), all of them still shared, or NULL. */
-static struct xsim_gnt_area *xsim_gnt_find_share(xengntshr_handle *xgs, const uint8_t *start, uint32_t count,
-                                                 uint32_t *first)
+/* The area of the handle holding the page at addr, or NULL; *page gets its index there. */
+static struct xsim_gnt_area *xsim_gnt_area_at(const struct xengntdev_handle *h, const uint8_t *addr,
+                                              uint32_t *page)
 {
-    for (struct xsim_gnt_area *a = xgs->areas; a; a = a->next) {
-        uintptr_t off = (uintptr_t)start - (uintptr_t)a->addr;
-
-        if ((uintptr_t)start < (uintptr_t)a->addr || off % XSIM_PAGE_SIZE || off / XSIM_PAGE_SIZE >= a->count)
-            continue;
-        *first = (uint32_t)(off / XSIM_PAGE_SIZE);
-        if (count > a->count - *first)
-            return NULL;
-        for (uint32_t i = *first; i < *first + count; i++)
-            if (!a->live[i])
-                return NULL;
-        return a;
-    }
+    for (struct xsim_gnt_area *a = h->areas; a; a = a->next)
+        if (addr >= a->addr && addr < a->addr + (size_t)a->count * XSIM_PAGE_SIZE) {
+            *page = (uint32_t)((size_t)(addr - a->addr) / XSIM_PAGE_SIZE);
+            return a;
+        }
     return NULL;
 }
 
-/* Revokes the grants (no new maps) and unmaps here; mappers keep the pages they mapped. */
+/* Where the first area starting after addr begins, or end if none does before it. */
+static const uint8_t *xsim_gnt_next_area(const struct xengntdev_handle *h, const uint8_t *addr,
+                                         const uint8_t *end)
+{
+    for (const struct xsim_gnt_area *a = h->areas; a; a = a->next)
+        if (a->addr > addr && a->addr < end)
+            end = a->addr;
+    return end;
+}
+
+/* Whether any page of [addr, addr + len) is mapped in this process: reserving the range without
+ * replacing anything fails (EEXIST) exactly then. Any other failure counts as mapped. */
+static bool xsim_range_has_mappings(const uint8_t *addr, size_t len)
+{
+    void *p = mmap((void *)addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
+                   -1, 0);
+
+    if (p == MAP_FAILED)
+        return true;
+    munmap(p, len);
+    return p != addr; /* a kernel without MAP_FIXED_NOREPLACE took addr as a hint */
+}
+
+/* Xen's unshare is a plain munmap: pages already unshared are no error, but it would silently
+ * unmap any other memory in the range too. Stricter here: every page of [start, end) must be a
+ * still-shared page of this handle or not mapped at all. */
+static bool xsim_gnt_range_is_shares_or_holes(const struct xengntdev_handle *h, const uint8_t *start,
+                                              const uint8_t *end)
+{
+    const uint8_t *pos = start;
+
+    while (pos < end) {
+        uint32_t page = 0;
+        const struct xsim_gnt_area *a = xsim_gnt_area_at(h, pos, &page);
+        const uint8_t *gap_end;
+
+        if (a && a->live[page]) {
+            pos += XSIM_PAGE_SIZE;
+            continue;
+        }
+        gap_end = a ? pos + XSIM_PAGE_SIZE : xsim_gnt_next_area(h, pos, end);
+        if (xsim_range_has_mappings(pos, (size_t)(gap_end - pos)))
+            return false;
+        pos = gap_end;
+    }
+    return true;
+}
+
+/* Revokes and unmaps the still-shared pages of area a inside [start, end), a run at a time.
+ * *gone: the broker says no page of the share is left. */
+static int xsim_gnt_unshare_in_area(xengntshr_handle *xgs, struct xsim_gnt_area *a, const uint8_t *start,
+                                    const uint8_t *end, bool *gone)
+{
+    const uint8_t *a_end = a->addr + (size_t)a->count * XSIM_PAGE_SIZE;
+    const uint8_t *lo = start > a->addr ? start : a->addr, *hi = end < a_end ? end : a_end;
+    uint32_t i, stop;
+
+    *gone = false;
+    if (lo >= hi)
+        return 0;
+    i = (uint32_t)((size_t)(lo - a->addr) / XSIM_PAGE_SIZE);
+    stop = (uint32_t)((size_t)(hi - a->addr) / XSIM_PAGE_SIZE);
+    while (i < stop) {
+        uint32_t run = 0;
+
+        while (i + run < stop && a->live[i + run])
+            run++;
+        if (run) {
+            if (xsim_gnt_unshare_call(xgs, a->id, i, run, gone) < 0)
+                return -1;
+            munmap(a->addr + (size_t)i * XSIM_PAGE_SIZE, (size_t)run * XSIM_PAGE_SIZE);
+            memset(a->live + i, 0, run);
+        }
+        i += run ? run : 1;
+    }
+    return 0;
+}
+
+/* Revokes the grants (no new maps) and unmaps here; mappers keep the pages they mapped. As the
+ * munmap it is on Xen: any page-aligned range, over several shares or pages already unshared. */
 int xengntshr_unshare(xengntshr_handle *xgs, void *start_address, uint32_t count)
 {
-    struct xsim_gnt_area *a;
-    uint32_t first = 0;
-    bool gone = false;
-    int rc = -1;
+    const uint8_t *start = start_address, *end;
+    size_t len = (size_t)count * XSIM_PAGE_SIZE;
+    int rc = 0;
 
-    if (!xgs || !xgs->sharing || count == 0) {
+    if (!xgs || !xgs->sharing || count == 0 || (uintptr_t)start % XSIM_PAGE_SIZE ||
+        (uintptr_t)start > UINTPTR_MAX - len) {
         errno = EINVAL;
         return -1;
     }
+    end = start + len;
     pthread_mutex_lock(&xgs->lock);
-    a = xsim_gnt_find_share(xgs, start_address, count, &first);
-    if (!a) {
+    if (!xsim_gnt_range_is_shares_or_holes(xgs, start, end)) {
+        xsim_client_log(xgs->conn.logger, "xengntshr", EINVAL,
+                        "unshare of %u pages at %p: the range holds memory that is not shared by this handle",
+                        count, start_address);
         errno = EINVAL;
-    } else if (xsim_gnt_unshare_call(xgs, a->id, first, count, &gone) == 0) {
-        munmap(a->addr + (size_t)first * XSIM_PAGE_SIZE, (size_t)count * XSIM_PAGE_SIZE);
-        memset(a->live + first, 0, count);
-        rc = 0;
+        rc = -1;
     }
-    if (gone) {
-        for (struct xsim_gnt_area **pp = &xgs->areas; *pp; pp = &(*pp)->next)
-            if (*pp == a) {
-                *pp = a->next;
-                break;
-            }
-        xsim_gnt_free_area(a);
+    for (struct xsim_gnt_area **pp = &xgs->areas; *pp && rc == 0;) {
+        struct xsim_gnt_area *a = *pp;
+        bool gone;
+
+        rc = xsim_gnt_unshare_in_area(xgs, a, start, end, &gone);
+        if (gone) {
+            *pp = a->next;
+            xsim_gnt_free_area(a);
+        } else {
+            pp = &a->next;
+        }
     }
     pthread_mutex_unlock(&xgs->lock);
     return rc;

@@ -50,6 +50,8 @@ enum xsim_op {
     XSIM_OP_TAB_UNMAP_NOTIFY,    /* unmap_notify: fire and drop an armed map notification */
     XSIM_OP_BYE,                 /* handle closed: release everything now (close is synchronous
                                   * in the kernel); the connection takes no further request */
+    XSIM_OP_EV_RESTRICT,         /* port.domid: the handle may only bind to that domain from now on */
+    XSIM_OP_EV_BIND_VIRQ,        /* port.port = virq: EACCES when restricted, else ENOSYS (no VIRQs) */
 };
 
 struct xsim_req_hello {

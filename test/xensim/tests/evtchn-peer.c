@@ -341,6 +341,28 @@ static bool evp_all_cloexec(char *bad, size_t len)
     return ok;
 }
 
+/* xenevtchn_restrict as the evtchn driver: bad domids refused, then a restricted handle binds
+ * only interdomain to that domain (the port `theirs` of `owner` is offered to dom0, so Xen itself
+ * refuses that bind with EINVAL once the restriction lets it through). */
+static void evp_restrict(long owner, int theirs)
+{
+    xenevtchn_handle *xce = evp_open();
+
+    evp_expect_err(xenevtchn_restrict(xce, 0), EINVAL, "restrict to dom0: EINVAL");
+    evp_expect_err(xenevtchn_restrict(xce, DOMID_FIRST_RESERVED), EINVAL, "restrict to a reserved domid: EINVAL");
+    evp_check(xenevtchn_restrict(xce, (domid_t)owner) == 0, "restrict to a domU", strerror(errno));
+    evp_expect_err(xenevtchn_restrict(xce, (domid_t)owner), EACCES, "second restrict: EACCES");
+    evp_expect_err(xenevtchn_bind_unbound_port(xce, 0), EACCES, "restricted: bind_unbound_port: EACCES");
+    evp_expect_err(xenevtchn_bind_virq(xce, 0), EACCES, "restricted: bind_virq: EACCES");
+    evp_expect_err(xenevtchn_bind_interdomain(xce, 0, 1), EACCES,
+                   "restricted: bind_interdomain to another domain: EACCES");
+    evp_expect_err(xenevtchn_bind_interdomain(xce, DOMID_SELF, 1), EACCES,
+                   "restricted: bind_interdomain to DOMID_SELF: EACCES");
+    evp_expect_err(xenevtchn_bind_interdomain(xce, (uint32_t)owner, (evtchn_port_t)theirs), EINVAL,
+                   "restricted: bind_interdomain to that domain reaches Xen (not offered to us: EINVAL)");
+    xenevtchn_close(xce);
+}
+
 /* Runs in a third domain against dom `owner`'s port offered to someone else. */
 static void evp_errors(long owner)
 {
@@ -361,8 +383,8 @@ static void evp_errors(long owner)
     evp_expect_err(xenevtchn_unbind(xce, (evtchn_port_t)theirs), ENOTCONN,
                    "unbind of a port this handle does not own: ENOTCONN");
     evp_expect_err(xenevtchn_unbind(xce, 1u << 20), EINVAL, "unbind of an impossible port: EINVAL");
-    evp_expect_err(xenevtchn_restrict(xce, 0), ENOSYS, "restrict: ENOSYS");
     evp_check(xenevtchn_bind_virq(xce, 0) == -1, "bind_virq is refused", "bind_virq succeeded");
+    evp_restrict(owner, theirs);
     evp_check(!xenevtchn_fdopen(NULL, xenevtchn_fd(xce), XENEVTCHN_NO_CLOEXEC) && errno == EINVAL,
               "fdopen rejects XENEVTCHN_NO_CLOEXEC (EINVAL)", "fdopen accepted the flag");
     evp_check(!xenevtchn_open(NULL, 1u << 5) && errno == EINVAL, "open with unknown flags: EINVAL",
@@ -464,6 +486,9 @@ static void evp_reexec(const char *self)
     port = xenevtchn_bind_unbound_port(xce, 0);
     if (port < 0)
         evp_die("re-exec", "bind_unbound_port: %s", strerror(errno));
+    /* Restricted to another domU (ports bound before stay usable): the restriction must survive. */
+    if (xenevtchn_restrict(xce, 2) < 0)
+        evp_die("re-exec", "xenevtchn_restrict(2): %s", strerror(errno));
     snprintf(fdbuf, sizeof(fdbuf), "%d", xenevtchn_fd(xce));
     snprintf(portbuf, sizeof(portbuf), "%d", port);
     fflush(stdout);
@@ -478,6 +503,7 @@ static void evp_reexec_child(int fd, int port)
     if (!xce)
         evp_die("re-exec", "xenevtchn_fdopen(%d): %s", fd, strerror(errno));
     evp_pass("xenevtchn_fdopen takes the handle back after exec");
+    evp_expect_err(xenevtchn_bind_unbound_port(xce, 0), EACCES, "re-exec: the handle is still restricted (EACCES)");
     evp_put_file("port", port);
     if (evp_wait_event(xce, port, "re-exec: event after fdopen") && xenevtchn_notify(xce, (evtchn_port_t)port) == 0)
         evp_pass("re-exec: the port bound before exec works after fdopen");

@@ -189,7 +189,7 @@ struct xsnd_pcm {
     unsigned sidx;                 /* index into card->conn.card.streams / card->rings */
     struct xring *ring;
     const struct xsc_stream *cfg;
-    bool playback, nonblock_at_open;
+    bool playback;
     unsigned timeout_ms;
     int epfd, wake_fd, timer_fd;   /* epfd is the poll descriptor; see the file comment */
     bool wake_set;                 /* mirrors wake_fd's readability */
@@ -323,23 +323,13 @@ static void xsnd_apply_position(struct xsnd_pcm *p, uint64_t pos_bytes)
         p->hw_pos = pos;
 }
 
-/* Queues a request; when the ring is full, waits (bounded) until fewer than `room` are in flight. */
-static int xsnd_submit(struct xsnd_pcm *p, struct xensnd_req *req, uint64_t cookie, unsigned room)
-{
-    int rc = xring_submit(p->ring, req, cookie, NULL);
-
-    if (rc == -EAGAIN && (rc = xring_drain(p->ring, room)) == 0)
-        rc = xring_submit(p->ring, req, cookie, NULL);
-    return rc;
-}
-
 static int xsnd_submit_io(struct xsnd_pcm *p, uint8_t op, uint64_t from, snd_pcm_uframes_t n, uint64_t cookie)
 {
     struct xensnd_req req = { .operation = op };
 
     req.op.rw.offset = (uint32_t)((from % p->buffer_frames) * p->frame_bytes);
     req.op.rw.length = (uint32_t)(n * p->frame_bytes);
-    return xsnd_submit(p, &req, cookie, XSND_MAX_INFLIGHT_IO);
+    return xring_submit_wait(p->ring, &req, cookie, XSND_MAX_INFLIGHT_IO);
 }
 
 /* Capture: ask for everything the backend captured that fits before the application's data. */
@@ -443,7 +433,7 @@ static int xsnd_trigger(struct xsnd_pcm *p, uint8_t type)
 {
     struct xensnd_req req = { .operation = XENSND_OP_TRIGGER, .op.trigger.type = type };
 
-    return xsnd_submit(p, &req, 0, XRING_SLOTS);
+    return xring_submit_wait(p->ring, &req, 0, XRING_SLOTS);
 }
 
 static int xsnd_start(snd_pcm_ioplug_t *io)
@@ -1074,7 +1064,6 @@ SND_PCM_PLUGIN_DEFINE_FUNC(xen)
     p->epfd = p->wake_fd = p->timer_fd = -1;
     p->playback = playback;
     p->timeout_ms = (unsigned)opt.timeout_ms;
-    p->nonblock_at_open = (mode & SND_PCM_NONBLOCK) != 0;
     if ((rc = xsnd_card_get((int)opt.card, p->timeout_ms, &p->card)) < 0) {
         free(p);
         return rc;
@@ -1117,7 +1106,7 @@ SND_PCM_PLUGIN_DEFINE_FUNC(xen)
         return rc;
     }
     /* From here on, closing the ioplug frees p (xsnd_close). */
-    p->io.nonblock = p->nonblock_at_open;
+    p->io.nonblock = (mode & SND_PCM_NONBLOCK) != 0; /* ioplug only sets it in snd_pcm_nonblock() */
     if ((rc = xsnd_set_constraints(p)) < 0) {
         snd_pcm_ioplug_delete(&p->io);
         return rc;

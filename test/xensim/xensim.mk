@@ -23,6 +23,6 @@ $(BUILD)/xensim/libxengnttab.so.1: $(XSIM_SRC)/libxengnttab.c $(XSIM_SRC)/libxen
 	    -Wl,--version-script=$(XSIM_SRC)/libxengnttab.map -o $@ $(XSIM_SRC)/libxengnttab.c $(XSIM_SRC)/xsim_client.c
 
 # Test programs link Debian's real libraries: the same binaries run on real Xen (make test-xen).
-$(BUILD)/xensim-tests/%: $(XSIM_SRC)/tests/%.c
+$(BUILD)/xensim-tests/%: $(XSIM_SRC)/tests/%.c $(XSIM_SRC)/tests/peer-report.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) -o $@ $< $(LDFLAGS_COMMON) $(XEN_LIBS)

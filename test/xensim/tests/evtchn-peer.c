@@ -17,54 +17,13 @@
 #include <xenevtchn.h>
 #include <xentoollog.h>
 
+#include "peer-report.h"
+
 #define EVP_WAIT_MS 10000   /* bound on every wait for the other side */
 #define EVP_EVENT_MS 5000   /* bound on every wait for an event that must come */
 #define EVP_QUIET_MS 200    /* how long "nothing is delivered" is watched */
 
 static const char *evp_dir;
-static bool evp_failed;
-
-static void evp_pass(const char *name)
-{
-    printf("PASS: evtchn %s\n", name);
-    fflush(stdout);
-}
-
-static void evp_fail(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void evp_fail(const char *name, const char *fmt, ...)
-{
-    va_list ap;
-
-    printf("FAIL: evtchn %s: ", name);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-    evp_failed = true;
-}
-
-/* Stops this side: the other side then times out on its own waits. */
-static void evp_die(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
-static void evp_die(const char *name, const char *fmt, ...)
-{
-    va_list ap;
-
-    printf("FAIL: evtchn %s: ", name);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    exit(1);
-}
-
-static void evp_check(bool ok, const char *name, const char *why)
-{
-    if (ok)
-        evp_pass(name);
-    else
-        evp_fail(name, "%s", why);
-}
 
 /* ---- meeting the other side through files ---- */
 
@@ -77,7 +36,7 @@ static void evp_put_file(const char *name, long value)
     snprintf(path, sizeof(path), "%s/%s", evp_dir, name);
     f = fopen(tmp, "w");
     if (!f || fprintf(f, "%ld\n", value) < 0 || fclose(f) != 0 || rename(tmp, path) < 0)
-        evp_die("files", "cannot write %s: %s", path, strerror(errno));
+        report_die("files", "cannot write %s: %s", path, strerror(errno));
 }
 
 static bool evp_file_exists(const char *name)
@@ -104,11 +63,11 @@ static long evp_wait_file(const char *name)
             fclose(f);
             if (n == 1)
                 return value;
-            evp_die("files", "%s holds no number", path);
+            report_die("files", "%s holds no number", path);
         }
         usleep(10000);
     }
-    evp_die("files", "the other side did not write %s within %d ms", name, EVP_WAIT_MS);
+    report_die("files", "the other side did not write %s within %d ms", name, EVP_WAIT_MS);
 }
 
 /* ---- events ---- */
@@ -130,12 +89,12 @@ static bool evp_take_event(xenevtchn_handle *xce, int port, const char *name)
     int got;
 
     if (evp_poll(xce, EVP_EVENT_MS) <= 0) {
-        evp_fail(name, "no event on port %d within %d ms", port, EVP_EVENT_MS);
+        report_fail(name, "no event on port %d within %d ms", port, EVP_EVENT_MS);
         return false;
     }
     got = xenevtchn_pending(xce);
     if (got != port) {
-        evp_fail(name, "xenevtchn_pending gave %d (errno %s), expected port %d", got, strerror(errno), port);
+        report_fail(name, "xenevtchn_pending gave %d (errno %s), expected port %d", got, strerror(errno), port);
         return false;
     }
     return true;
@@ -146,7 +105,7 @@ static bool evp_wait_event(xenevtchn_handle *xce, int port, const char *name)
     if (!evp_take_event(xce, port, name))
         return false;
     if (xenevtchn_unmask(xce, port) < 0) {
-        evp_fail(name, "xenevtchn_unmask(%d): %s", port, strerror(errno));
+        report_fail(name, "xenevtchn_unmask(%d): %s", port, strerror(errno));
         return false;
     }
     return true;
@@ -163,7 +122,7 @@ static xenevtchn_handle *evp_open(void)
     xenevtchn_handle *xce = xenevtchn_open(NULL, 0);
 
     if (!xce)
-        evp_die("open", "xenevtchn_open: %s", strerror(errno));
+        report_die("open", "xenevtchn_open: %s", strerror(errno));
     return xce;
 }
 
@@ -173,7 +132,7 @@ static int evp_bind(xenevtchn_handle *xce, int domid, int remote_port, const cha
     int port = xenevtchn_bind_interdomain(xce, (uint32_t)domid, (evtchn_port_t)remote_port);
 
     if (port < 0)
-        evp_die(name, "bind_interdomain(dom%d, port %d): %s", domid, remote_port, strerror(errno));
+        report_die(name, "bind_interdomain(dom%d, port %d): %s", domid, remote_port, strerror(errno));
     if (!evp_wait_event(xce, port, name))
         exit(1);
     return port;
@@ -183,7 +142,7 @@ static bool evp_round_trips(xenevtchn_handle *xce, int port, long n, const char 
 {
     for (long i = 0; i < n; i++) {
         if (xenevtchn_notify(xce, (evtchn_port_t)port) < 0) {
-            evp_fail(name, "notify(%d) in round trip %ld: %s", port, i, strerror(errno));
+            report_fail(name, "notify(%d) in round trip %ld: %s", port, i, strerror(errno));
             return false;
         }
         if (!evp_wait_event(xce, port, name))
@@ -199,13 +158,13 @@ static void evp_echo_until(xenevtchn_handle *xce, int port, const char *stop)
         if (evp_poll(xce, 50) <= 0) {
             idle_ms += 50;
             if (idle_ms > EVP_WAIT_MS)
-                evp_die("echo", "nothing happened for %d ms", EVP_WAIT_MS);
+                report_die("echo", "nothing happened for %d ms", EVP_WAIT_MS);
             continue;
         }
         idle_ms = 0;
         if (xenevtchn_pending(xce) != port || xenevtchn_unmask(xce, (evtchn_port_t)port) < 0 ||
             xenevtchn_notify(xce, (evtchn_port_t)port) < 0)
-            evp_die("echo", "event handling on port %d failed: %s", port, strerror(errno));
+            report_die("echo", "event handling on port %d failed: %s", port, strerror(errno));
     }
 }
 
@@ -218,13 +177,13 @@ static void evp_serve(long n, long remote)
     int port = xenevtchn_bind_unbound_port(xce, (uint32_t)remote);
 
     if (port < 0)
-        evp_die("serve", "bind_unbound_port(dom%ld): %s", remote, strerror(errno));
+        report_die("serve", "bind_unbound_port(dom%ld): %s", remote, strerror(errno));
     evp_put_file("port", port);
     for (long i = 0; i < n; i++)
         if (!evp_wait_event(xce, port, "ping-pong (server side)") ||
             xenevtchn_notify(xce, (evtchn_port_t)port) < 0)
             exit(1);
-    evp_pass("ping-pong (server side): every ping arrived and was answered");
+    report_pass("ping-pong (server side): every ping arrived and was answered");
     evp_wait_file("done");
     xenevtchn_close(xce);
 }
@@ -236,11 +195,11 @@ static void evp_ping(long n, long remote)
     int port = evp_bind(xce, (int)remote, (int)evp_wait_file("port"), "bind_interdomain: new port pending once");
     char name[64];
 
-    evp_pass("bind_interdomain: new port pending once, as Xen");
+    report_pass("bind_interdomain: new port pending once, as Xen");
     snprintf(name, sizeof(name), "ping-pong: %ld round trips", n);
     if (evp_round_trips(xce, port, n, name))
-        evp_pass(name);
-    evp_check(evp_quiet(xce), "fd not readable when nothing is pending", "poll said readable");
+        report_pass(name);
+    report_check(evp_quiet(xce), "fd not readable when nothing is pending", "poll said readable");
     evp_put_file("done", 1);
     xenevtchn_close(xce);
 }
@@ -251,22 +210,22 @@ static void evp_mask_recv(void)
     int port = xenevtchn_bind_unbound_port(xce, 0);
 
     if (port < 0)
-        evp_die("mask", "bind_unbound_port(dom0): %s", strerror(errno));
+        report_die("mask", "bind_unbound_port(dom0): %s", strerror(errno));
     evp_put_file("port", port);
     if (!evp_take_event(xce, port, "mask: first event"))
         exit(1);
     evp_put_file("got1", 1);
     evp_wait_file("sent10");
-    evp_check(evp_quiet(xce), "masked port: notifies before unmask are not delivered",
+    report_check(evp_quiet(xce), "masked port: notifies before unmask are not delivered",
               "an event was delivered while the port was masked");
     if (xenevtchn_unmask(xce, (evtchn_port_t)port) < 0)
-        evp_die("mask", "unmask: %s", strerror(errno));
+        report_die("mask", "unmask: %s", strerror(errno));
     if (evp_take_event(xce, port, "unmask: pending event delivered again"))
-        evp_pass("unmask: the event that came while masked is delivered again");
-    evp_check(evp_quiet(xce), "coalescing: 10 notifies while masked give exactly one delivery",
+        report_pass("unmask: the event that came while masked is delivered again");
+    report_check(evp_quiet(xce), "coalescing: 10 notifies while masked give exactly one delivery",
               "more than one delivery after unmask");
     xenevtchn_unmask(xce, (evtchn_port_t)port);
-    evp_check(evp_quiet(xce), "unmask with nothing pending delivers nothing", "spurious delivery");
+    report_check(evp_quiet(xce), "unmask with nothing pending delivers nothing", "spurious delivery");
     evp_put_file("recv-done", 1);
     xenevtchn_close(xce);
 }
@@ -277,11 +236,11 @@ static void evp_mask_send(void)
     int port = evp_bind(xce, 1, (int)evp_wait_file("port"), "mask: bind");
 
     if (xenevtchn_notify(xce, (evtchn_port_t)port) < 0)
-        evp_die("mask", "notify: %s", strerror(errno));
+        report_die("mask", "notify: %s", strerror(errno));
     evp_wait_file("got1");
     for (int i = 0; i < 10; i++)
         if (xenevtchn_notify(xce, (evtchn_port_t)port) < 0)
-            evp_die("mask", "notify %d: %s", i, strerror(errno));
+            report_die("mask", "notify %d: %s", i, strerror(errno));
     evp_put_file("sent10", 1);
     evp_wait_file("recv-done");
     xenevtchn_close(xce);
@@ -294,7 +253,7 @@ static void evp_offer(long remote)
     int port = xenevtchn_bind_unbound_port(xce, (uint32_t)remote);
 
     if (port < 0)
-        evp_die("offer", "bind_unbound_port(dom%ld): %s", remote, strerror(errno));
+        report_die("offer", "bind_unbound_port(dom%ld): %s", remote, strerror(errno));
     evp_put_file("port", port);
     evp_wait_file("done");
     xenevtchn_close(xce);
@@ -303,9 +262,9 @@ static void evp_offer(long remote)
 static void evp_expect_err(int rc, int want, const char *name)
 {
     if (rc == -1 && errno == want)
-        evp_pass(name);
+        report_pass(name);
     else
-        evp_fail(name, "got %d (errno %s), expected -1 with %s", rc, rc < 0 ? strerror(errno) : "-",
+        report_fail(name, "got %d (errno %s), expected -1 with %s", rc, rc < 0 ? strerror(errno) : "-",
                  strerror(want));
 }
 
@@ -350,7 +309,7 @@ static void evp_restrict(long owner, int theirs)
 
     evp_expect_err(xenevtchn_restrict(xce, 0), EINVAL, "restrict to dom0: EINVAL");
     evp_expect_err(xenevtchn_restrict(xce, DOMID_FIRST_RESERVED), EINVAL, "restrict to a reserved domid: EINVAL");
-    evp_check(xenevtchn_restrict(xce, (domid_t)owner) == 0, "restrict to a domU", strerror(errno));
+    report_check(xenevtchn_restrict(xce, (domid_t)owner) == 0, "restrict to a domU", strerror(errno));
     evp_expect_err(xenevtchn_restrict(xce, (domid_t)owner), EACCES, "second restrict: EACCES");
     evp_expect_err(xenevtchn_bind_unbound_port(xce, 0), EACCES, "restricted: bind_unbound_port: EACCES");
     evp_expect_err(xenevtchn_bind_virq(xce, 0), EACCES, "restricted: bind_virq: EACCES");
@@ -383,38 +342,38 @@ static void evp_errors(long owner)
     evp_expect_err(xenevtchn_unbind(xce, (evtchn_port_t)theirs), ENOTCONN,
                    "unbind of a port this handle does not own: ENOTCONN");
     evp_expect_err(xenevtchn_unbind(xce, 1u << 20), EINVAL, "unbind of an impossible port: EINVAL");
-    evp_check(xenevtchn_bind_virq(xce, 0) == -1, "bind_virq is refused", "bind_virq succeeded");
+    report_check(xenevtchn_bind_virq(xce, 0) == -1, "bind_virq is refused", "bind_virq succeeded");
     evp_restrict(owner, theirs);
-    evp_check(!xenevtchn_fdopen(NULL, xenevtchn_fd(xce), XENEVTCHN_NO_CLOEXEC) && errno == EINVAL,
+    report_check(!xenevtchn_fdopen(NULL, xenevtchn_fd(xce), XENEVTCHN_NO_CLOEXEC) && errno == EINVAL,
               "fdopen rejects XENEVTCHN_NO_CLOEXEC (EINVAL)", "fdopen accepted the flag");
-    evp_check(!xenevtchn_open(NULL, 1u << 5) && errno == EINVAL, "open with unknown flags: EINVAL",
+    report_check(!xenevtchn_open(NULL, 1u << 5) && errno == EINVAL, "open with unknown flags: EINVAL",
               "open accepted unknown flags");
-    evp_check(xenevtchn_unmask(xce, 999) == 0, "unmask of an unknown port is ignored, as the driver",
+    report_check(xenevtchn_unmask(xce, 999) == 0, "unmask of an unknown port is ignored, as the driver",
               "unmask of an unknown port failed");
 
     mine = xenevtchn_bind_unbound_port(xce, 0);
-    evp_check(mine > 0 && xenevtchn_unbind(xce, (evtchn_port_t)mine) == 0, "bind_unbound_port then unbind",
+    report_check(mine > 0 && xenevtchn_unbind(xce, (evtchn_port_t)mine) == 0, "bind_unbound_port then unbind",
               strerror(errno));
     evp_expect_err(xenevtchn_notify(xce, (evtchn_port_t)mine), ENOTCONN, "notify after unbind: ENOTCONN");
     evp_expect_err(xenevtchn_unbind(xce, (evtchn_port_t)mine), ENOTCONN, "second unbind: ENOTCONN");
-    evp_check(evp_quiet(xce), "fd of an idle handle is not readable", "poll said readable");
+    report_check(evp_quiet(xce), "fd of an idle handle is not readable", "poll said readable");
 
     /* A loopback channel inside one domain: the DOMID_SELF spelling included. */
     peer_a = xenevtchn_bind_unbound_port(xce, DOMID_SELF);
     peer_b = peer_a < 0 ? -1 : xenevtchn_bind_interdomain(xce, DOMID_SELF, (evtchn_port_t)peer_a);
     if (peer_b < 0) {
-        evp_fail("loopback channel", "bind: %s", strerror(errno));
+        report_fail("loopback channel", "bind: %s", strerror(errno));
     } else if (evp_wait_event(xce, peer_b, "loopback channel: bind event") &&
                xenevtchn_notify(xce, (evtchn_port_t)peer_a) == 0 &&
                evp_wait_event(xce, peer_b, "loopback channel a->b") &&
                xenevtchn_notify(xce, (evtchn_port_t)peer_b) == 0 &&
                evp_wait_event(xce, peer_a, "loopback channel b->a")) {
-        evp_pass("loopback channel within one domain");
+        report_pass("loopback channel within one domain");
         xenevtchn_unbind(xce, (evtchn_port_t)peer_b);
-        evp_check(xenevtchn_notify(xce, (evtchn_port_t)peer_a) == 0 && evp_quiet(xce),
+        report_check(xenevtchn_notify(xce, (evtchn_port_t)peer_a) == 0 && evp_quiet(xce),
                   "notify towards a closed peer is dropped without error", strerror(errno));
     }
-    evp_check(evp_all_cloexec(bad, sizeof(bad)), "every descriptor of the handle is close-on-exec", bad);
+    report_check(evp_all_cloexec(bad, sizeof(bad)), "every descriptor of the handle is close-on-exec", bad);
     evp_put_file("errors-done", 1);
     xenevtchn_close(xce);
 }
@@ -427,7 +386,7 @@ static void evp_take(long owner)
 
     evp_wait_file("errors-done");
     evp_bind(xce, (int)owner, theirs, "bind_interdomain from the right domain");
-    evp_pass("bind_interdomain from the right domain");
+    report_pass("bind_interdomain from the right domain");
     evp_expect_err(xenevtchn_bind_interdomain(xce, (uint32_t)owner, (evtchn_port_t)theirs), EINVAL,
                    "bind_interdomain of an already bound port: EINVAL");
     evp_put_file("done", 1);
@@ -441,20 +400,20 @@ static void evp_keeper(void)
     int port = xenevtchn_bind_unbound_port(xce, 1);
 
     if (port < 0)
-        evp_die("restart", "bind_unbound_port(dom1): %s", strerror(errno));
+        report_die("restart", "bind_unbound_port(dom1): %s", strerror(errno));
     evp_put_file("port", port);
     evp_wait_file("bound1");
     if (evp_round_trips(xce, port, 3, "restart: ping-pong with the first peer"))
-        evp_pass("restart: ping-pong with the first peer");
+        report_pass("restart: ping-pong with the first peer");
     evp_put_file("kill-now", 1);
     evp_wait_file("killed");
-    evp_check(xenevtchn_notify(xce, (evtchn_port_t)port) == 0, "peer killed: notify is dropped without error",
+    report_check(xenevtchn_notify(xce, (evtchn_port_t)port) == 0, "peer killed: notify is dropped without error",
               strerror(errno));
-    evp_check(evp_quiet(xce), "peer killed: nothing comes back", "an event arrived");
+    report_check(evp_quiet(xce), "peer killed: nothing comes back", "an event arrived");
     evp_put_file("rebind", 1);
     evp_wait_file("bound2");
     if (evp_round_trips(xce, port, 3, "restart: a new process rebinds the port and ping-pong works"))
-        evp_pass("restart: a new process rebinds the port and ping-pong works");
+        report_pass("restart: a new process rebinds the port and ping-pong works");
     evp_put_file("done", 1);
     xenevtchn_close(xce);
 }
@@ -480,20 +439,20 @@ static void evp_reexec(const char *self)
     int port;
 
     if (!xce)
-        evp_die("re-exec", "xenevtchn_open(NO_CLOEXEC): %s", strerror(errno));
-    evp_check(!(fcntl(xenevtchn_fd(xce), F_GETFD) & FD_CLOEXEC), "XENEVTCHN_NO_CLOEXEC: fd survives exec",
+        report_die("re-exec", "xenevtchn_open(NO_CLOEXEC): %s", strerror(errno));
+    report_check(!(fcntl(xenevtchn_fd(xce), F_GETFD) & FD_CLOEXEC), "XENEVTCHN_NO_CLOEXEC: fd survives exec",
               "fd is close-on-exec");
     port = xenevtchn_bind_unbound_port(xce, 0);
     if (port < 0)
-        evp_die("re-exec", "bind_unbound_port: %s", strerror(errno));
+        report_die("re-exec", "bind_unbound_port: %s", strerror(errno));
     /* Restricted to another domU (ports bound before stay usable): the restriction must survive. */
     if (xenevtchn_restrict(xce, 2) < 0)
-        evp_die("re-exec", "xenevtchn_restrict(2): %s", strerror(errno));
+        report_die("re-exec", "xenevtchn_restrict(2): %s", strerror(errno));
     snprintf(fdbuf, sizeof(fdbuf), "%d", xenevtchn_fd(xce));
     snprintf(portbuf, sizeof(portbuf), "%d", port);
     fflush(stdout);
     execl(self, self, "reexec-child", evp_dir, fdbuf, portbuf, (char *)NULL);
-    evp_die("re-exec", "exec %s: %s", self, strerror(errno));
+    report_die("re-exec", "exec %s: %s", self, strerror(errno));
 }
 
 static void evp_reexec_child(int fd, int port)
@@ -501,12 +460,12 @@ static void evp_reexec_child(int fd, int port)
     xenevtchn_handle *xce = xenevtchn_fdopen(NULL, fd, 0);
 
     if (!xce)
-        evp_die("re-exec", "xenevtchn_fdopen(%d): %s", fd, strerror(errno));
-    evp_pass("xenevtchn_fdopen takes the handle back after exec");
+        report_die("re-exec", "xenevtchn_fdopen(%d): %s", fd, strerror(errno));
+    report_pass("xenevtchn_fdopen takes the handle back after exec");
     evp_expect_err(xenevtchn_bind_unbound_port(xce, 0), EACCES, "re-exec: the handle is still restricted (EACCES)");
     evp_put_file("port", port);
     if (evp_wait_event(xce, port, "re-exec: event after fdopen") && xenevtchn_notify(xce, (evtchn_port_t)port) == 0)
-        evp_pass("re-exec: the port bound before exec works after fdopen");
+        report_pass("re-exec: the port bound before exec works after fdopen");
     evp_wait_file("done");
     xenevtchn_close(xce);
 }
@@ -534,8 +493,8 @@ static void evp_no_broker(void)
     struct evp_logger log = { .base = { .vmessage = evp_log_vmessage } };
     xenevtchn_handle *xce = xenevtchn_open(&log.base, 0);
 
-    evp_check(!xce && errno == ENOENT, "open without XENSIM_BROKER: ENOENT", "open did not fail with ENOENT");
-    evp_check(strstr(log.last, "XENSIM_BROKER") != NULL, "open without XENSIM_BROKER: message through the logger",
+    report_check(!xce && errno == ENOENT, "open without XENSIM_BROKER: ENOENT", "open did not fail with ENOENT");
+    report_check(strstr(log.last, "XENSIM_BROKER") != NULL, "open without XENSIM_BROKER: message through the logger",
               log.last[0] ? log.last : "nothing logged");
     xenevtchn_close(xce);
 }
@@ -553,11 +512,12 @@ int main(int argc, char **argv)
     const char *mode = argc > 1 ? argv[1] : "";
     long a = argc > 3 ? strtol(argv[3], NULL, 10) : 0, b = argc > 4 ? strtol(argv[4], NULL, 10) : 0;
 
+    report_area = "evtchn";
     setvbuf(stdout, NULL, _IOLBF, 0);
     evp_note_inherited_fds();
     if (!strcmp(mode, "no-broker")) {
         evp_no_broker();
-        return evp_failed;
+        return report_failed;
     }
     if (argc < 3)
         evp_usage();
@@ -586,5 +546,5 @@ int main(int argc, char **argv)
         evp_reexec_child((int)a, (int)b);
     else
         evp_usage();
-    return evp_failed;
+    return report_failed;
 }

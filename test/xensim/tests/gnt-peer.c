@@ -20,6 +20,8 @@
 #include <xengnttab.h>
 #include <xentoollog.h>
 
+#include "peer-report.h"
+
 #define GP_PAGE 4096u
 #define GP_WAIT_MS 10000   /* bound on every wait for the other side */
 #define GP_EVENT_MS 5000   /* bound on every wait for an event that must come */
@@ -27,54 +29,14 @@
 #define GP_MAX_FD 1024
 
 static const char *gp_dir;
-static bool gp_failed;
 static bool gp_inherited[GP_MAX_FD]; /* open before main() did anything: not the libraries' */
-
-static void gp_pass(const char *name)
-{
-    printf("PASS: gnttab %s\n", name);
-}
-
-static void gp_fail(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void gp_fail(const char *name, const char *fmt, ...)
-{
-    va_list ap;
-
-    printf("FAIL: gnttab %s: ", name);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    gp_failed = true;
-}
-
-static void gp_die(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
-static void gp_die(const char *name, const char *fmt, ...)
-{
-    va_list ap;
-
-    printf("FAIL: gnttab %s: ", name);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    exit(1);
-}
-
-static void gp_check(bool ok, const char *name, const char *why)
-{
-    if (ok)
-        gp_pass(name);
-    else
-        gp_fail(name, "%s", why);
-}
 
 static void gp_expect_null(const void *p, int want, const char *name)
 {
     if (!p && errno == want)
-        gp_pass(name);
+        report_pass(name);
     else
-        gp_fail(name, "got %p (errno %s), expected NULL with %s", p, p ? "-" : strerror(errno), strerror(want));
+        report_fail(name, "got %p (errno %s), expected NULL with %s", p, p ? "-" : strerror(errno), strerror(want));
 }
 
 /* On xensim (XENSIM_BROKER set) grants are revoked at once; on Xen, Linux keeps a grant usable
@@ -90,7 +52,7 @@ static void gp_expect_revoked(xengnttab_handle *tab, uint32_t domid, uint32_t re
         gp_expect_null(p, EINVAL, name);
     } else {
         snprintf(name, sizeof(name), "%s: new maps still succeed while mapped (Xen)", what);
-        gp_check(p != NULL, name, strerror(errno));
+        report_check(p != NULL, name, strerror(errno));
     }
     if (p)
         xengnttab_unmap(tab, p, 1);
@@ -99,9 +61,9 @@ static void gp_expect_revoked(xengnttab_handle *tab, uint32_t domid, uint32_t re
 static void gp_expect_err(int rc, int want, const char *name)
 {
     if (rc == -1 && errno == want)
-        gp_pass(name);
+        report_pass(name);
     else
-        gp_fail(name, "got %d (errno %s), expected -1 with %s", rc, rc < 0 ? strerror(errno) : "-", strerror(want));
+        report_fail(name, "got %d (errno %s), expected -1 with %s", rc, rc < 0 ? strerror(errno) : "-", strerror(want));
 }
 
 /* ---- meeting the other side through files ---- */
@@ -114,11 +76,11 @@ static void gp_put_numbers(const char *name, const uint32_t *v, int n)
     snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", gp_dir, name);
     snprintf(path, sizeof(path), "%s/%s", gp_dir, name);
     if (!(f = fopen(tmp, "w")))
-        gp_die("files", "cannot write %s: %s", tmp, strerror(errno));
+        report_die("files", "cannot write %s: %s", tmp, strerror(errno));
     for (int i = 0; i < n; i++)
         fprintf(f, "%u\n", v[i]);
     if (fclose(f) != 0 || rename(tmp, path) < 0)
-        gp_die("files", "cannot write %s: %s", path, strerror(errno));
+        report_die("files", "cannot write %s: %s", path, strerror(errno));
 }
 
 static void gp_put_file(const char *name, uint32_t value)
@@ -141,12 +103,12 @@ static int gp_wait_numbers(const char *name, uint32_t *v, int max)
                 n++;
             fclose(f);
             if (n < 1)
-                gp_die("files", "%s holds no number", path);
+                report_die("files", "%s holds no number", path);
             return n;
         }
         usleep(10000);
     }
-    gp_die("files", "the other side did not write %s within %d ms", name, GP_WAIT_MS);
+    report_die("files", "the other side did not write %s within %d ms", name, GP_WAIT_MS);
 }
 
 static uint32_t gp_wait_file(const char *name)
@@ -224,7 +186,7 @@ static xengnttab_handle *gp_open_tab(void)
     xengnttab_handle *h = xengnttab_open(&gp_log.base, 0);
 
     if (!h)
-        gp_die("open", "xengnttab_open: %s", strerror(errno));
+        report_die("open", "xengnttab_open: %s", strerror(errno));
     return h;
 }
 
@@ -233,7 +195,7 @@ static xengntshr_handle *gp_open_shr(void)
     xengntshr_handle *h = xengntshr_open(&gp_log.base, 0);
 
     if (!h)
-        gp_die("open", "xengntshr_open: %s", strerror(errno));
+        report_die("open", "xengntshr_open: %s", strerror(errno));
     return h;
 }
 
@@ -242,7 +204,7 @@ static xenevtchn_handle *gp_open_ev(void)
     xenevtchn_handle *h = xenevtchn_open(NULL, 0);
 
     if (!h)
-        gp_die("open", "xenevtchn_open: %s", strerror(errno));
+        report_die("open", "xenevtchn_open: %s", strerror(errno));
     return h;
 }
 
@@ -256,12 +218,12 @@ static bool gp_wait_event(xenevtchn_handle *xce, int port, const char *name)
         n = poll(&pfd, 1, GP_EVENT_MS);
     while (n < 0 && errno == EINTR);
     if (n <= 0) {
-        gp_fail(name, "no event on port %d within %d ms", port, GP_EVENT_MS);
+        report_fail(name, "no event on port %d within %d ms", port, GP_EVENT_MS);
         return false;
     }
     got = xenevtchn_pending(xce);
     if (got != port || xenevtchn_unmask(xce, (evtchn_port_t)port) < 0) {
-        gp_fail(name, "xenevtchn_pending gave %d, expected %d (%s)", got, port, strerror(errno));
+        report_fail(name, "xenevtchn_pending gave %d, expected %d (%s)", got, port, strerror(errno));
         return false;
     }
     return true;
@@ -273,7 +235,7 @@ static int gp_offer_port(xenevtchn_handle *xce, uint32_t to, const char *name)
     int port = xenevtchn_bind_unbound_port(xce, to);
 
     if (port < 0)
-        gp_die("evtchn", "bind_unbound_port(dom%u): %s", to, strerror(errno));
+        report_die("evtchn", "bind_unbound_port(dom%u): %s", to, strerror(errno));
     gp_put_file(name, (uint32_t)port);
     return port;
 }
@@ -284,7 +246,7 @@ static int gp_bind_port(xenevtchn_handle *xce, uint32_t from, const char *name)
     int port = xenevtchn_bind_interdomain(xce, from, gp_wait_file(name));
 
     if (port < 0)
-        gp_die("evtchn", "bind_interdomain(dom%u): %s", from, strerror(errno));
+        report_die("evtchn", "bind_interdomain(dom%u): %s", from, strerror(errno));
     if (!gp_wait_event(xce, port, "evtchn: bind event"))
         exit(1);
     return port;
@@ -334,15 +296,15 @@ static void gp_share(uint32_t n, bool writable)
 
     p = xengntshr_share_pages(shr, 0, (int)n, refs, writable);
     if (!p)
-        gp_die("share", "xengntshr_share_pages(%u): %s", n, strerror(errno));
-    gp_check(gp_zeroed(p, (size_t)n * GP_PAGE), "share: fresh pages are zeroed", "non-zero byte in a new page");
+        report_die("share", "xengntshr_share_pages(%u): %s", n, strerror(errno));
+    report_check(gp_zeroed(p, (size_t)n * GP_PAGE), "share: fresh pages are zeroed", "non-zero byte in a new page");
     gp_fill(p, n, false);
     gp_put_numbers("refs", refs, (int)n);
     gp_wait_file("release");
     if (writable)
-        gp_check(gp_verify(p, n, true, why, sizeof(why)), "data written by the mapper is visible to the granter",
+        report_check(gp_verify(p, n, true, why, sizeof(why)), "data written by the mapper is visible to the granter",
                  why);
-    gp_check(xengntshr_unshare(shr, p, n) == 0, "unshare", strerror(errno));
+    report_check(xengntshr_unshare(shr, p, n) == 0, "unshare", strerror(errno));
     xengntshr_close(shr);
 }
 
@@ -358,7 +320,7 @@ static void gp_map_errors(xengnttab_handle *tab, uint32_t granter, const uint32_
     gp_expect_null(xengnttab_map_grant_ref(tab, granter, low, PROT_READ), EINVAL,
                    "map of a reserved ref (0..7): EINVAL");
     gp_expect_null(xengnttab_map_grant_ref(tab, granter, 8000, PROT_READ), EINVAL, "map of an unused ref: EINVAL");
-    gp_check(gp_log.count >= logged + 3, "refused maps are logged through the handle's logger", "not logged");
+    report_check(gp_log.count >= logged + 3, "refused maps are logged through the handle's logger", "not logged");
     gp_expect_null(xengnttab_map_grant_ref(tab, 60, ref0, PROT_READ), EINVAL,
                    "map from a domain that does not exist: EINVAL");
     gp_expect_null(xengnttab_map_grant_ref(tab, granter == 1 ? 2 : 1, ref0, PROT_READ), EINVAL,
@@ -366,10 +328,10 @@ static void gp_map_errors(xengnttab_handle *tab, uint32_t granter, const uint32_
     gp_expect_null(xengnttab_map_grant_ref_notify(tab, granter, ref0, PROT_READ | PROT_WRITE, 100, 1000), EINVAL,
                    "unmap notify on a port not bound in this domain: EINVAL");
     gp_expect_err(xengnttab_unmap(tab, NULL, 1), EINVAL, "unmap(NULL): EINVAL");
-    gp_check(xengnttab_grant_copy(tab, 0, NULL) == 0, "grant_copy of nothing succeeds", strerror(errno));
+    report_check(xengnttab_grant_copy(tab, 0, NULL) == 0, "grant_copy of nothing succeeds", strerror(errno));
     gp_expect_err(xengnttab_dmabuf_imp_release(tab, 0), ENOTTY, "dmabuf (no CONFIG_XEN_GNTDEV_DMABUF): ENOTTY");
-    gp_check(xengnttab_set_max_grants(tab, 128) == 0, "set_max_grants is accepted", strerror(errno));
-    gp_check(gp_all_cloexec(bad, sizeof(bad)), "every descriptor of the handles is close-on-exec", bad);
+    report_check(xengnttab_set_max_grants(tab, 128) == 0, "set_max_grants is accepted", strerror(errno));
+    report_check(gp_all_cloexec(bad, sizeof(bad)), "every descriptor of the handles is close-on-exec", bad);
 }
 
 /* dom0: maps the n refs of dom `granter` read-write, checks every page, writes pattern b. */
@@ -381,22 +343,22 @@ static void gp_map(uint32_t n, uint32_t granter)
     uint8_t *p, *two;
 
     if ((uint32_t)gp_wait_numbers("refs", refs, GP_MAX_REFS) != n)
-        gp_die("map", "expected %u refs", n);
+        report_die("map", "expected %u refs", n);
     gp_map_errors(tab, granter, refs);
     p = xengnttab_map_domain_grant_refs(tab, n, granter, refs, PROT_READ | PROT_WRITE);
     if (!p)
-        gp_die("map", "xengnttab_map_domain_grant_refs(%u): %s", n, strerror(errno));
+        report_die("map", "xengnttab_map_domain_grant_refs(%u): %s", n, strerror(errno));
     snprintf(name, sizeof(name), "contiguous map of %u refs: every page holds the granter's data", n);
-    gp_check(gp_verify(p, n, false, why, sizeof(why)), name, why);
+    report_check(gp_verify(p, n, false, why, sizeof(why)), name, why);
     gp_fill(p, n, true);
     two = xengnttab_map_grant_refs(tab, 2, domids, refs + n - 2, PROT_READ);
-    gp_check(two && !memcmp(two, p + (size_t)(n - 2) * GP_PAGE, 2 * GP_PAGE),
+    report_check(two && !memcmp(two, p + (size_t)(n - 2) * GP_PAGE, 2 * GP_PAGE),
              "second mapping of the same grants (map_grant_refs) sees the same pages", strerror(errno));
     if (two)
         xengnttab_unmap(tab, two, 2);
     gp_expect_err(xengnttab_unmap(tab, p, n - 1), EINVAL, "unmap with the wrong count: EINVAL");
     gp_expect_err(xengnttab_unmap(tab, p + GP_PAGE, n - 1), EINVAL, "unmap of part of a mapping: EINVAL");
-    gp_check(xengnttab_unmap(tab, p, n) == 0, "unmap of a whole mapping", strerror(errno));
+    report_check(xengnttab_unmap(tab, p, n) == 0, "unmap of a whole mapping", strerror(errno));
     gp_expect_err(xengnttab_unmap(tab, p, n), EINVAL, "second unmap: EINVAL");
     xengnttab_close(tab);
 }
@@ -460,13 +422,13 @@ static void gp_map_ro(uint32_t n, uint32_t granter)
                    EINVAL, "read-only mapping with an unmap-notify byte to clear: EINVAL");
     p = xengnttab_map_domain_grant_refs(tab, n, granter, refs, PROT_READ);
     if (!p)
-        gp_die("read-only", "map with PROT_READ: %s", strerror(errno));
-    gp_check(gp_verify(p, n, false, why, sizeof(why)), "read-only grant mapped with PROT_READ shows the data", why);
-    gp_check(gp_write_faults(granter, refs[0], false), "write through a read-only grant mapping faults (SIGSEGV)",
+        report_die("read-only", "map with PROT_READ: %s", strerror(errno));
+    report_check(gp_verify(p, n, false, why, sizeof(why)), "read-only grant mapped with PROT_READ shows the data", why);
+    report_check(gp_write_faults(granter, refs[0], false), "write through a read-only grant mapping faults (SIGSEGV)",
              "the child did not die by SIGSEGV");
-    gp_check(gp_write_faults(granter, refs[0], true), "even after mprotect, a write to a read-only grant faults",
+    report_check(gp_write_faults(granter, refs[0], true), "even after mprotect, a write to a read-only grant faults",
              "the child did not die by SIGSEGV or SIGBUS");
-    gp_check(xengnttab_unmap(tab, p, n) == 0, "unmap of the read-only mapping", strerror(errno));
+    report_check(xengnttab_unmap(tab, p, n) == 0, "unmap of the read-only mapping", strerror(errno));
     xenevtchn_close(xce);
     xengnttab_close(tab);
 }
@@ -479,15 +441,15 @@ static void gp_unshare_foreign(xengntshr_handle *shr)
     int rc;
 
     if (q == MAP_FAILED)
-        gp_die("unshare", "mmap: %s", strerror(errno));
+        report_die("unshare", "mmap: %s", strerror(errno));
     q[0] = 1;
     rc = xengntshr_unshare(shr, q, 1);
     if (getenv("XENSIM_BROKER")) {
         gp_expect_err(rc, EINVAL, "unshare of memory that is no share: EINVAL (xensim)");
-        gp_check(q[0] == 1, "the refused unshare left the memory mapped (xensim)", "byte changed");
+        report_check(q[0] == 1, "the refused unshare left the memory mapped (xensim)", "byte changed");
         munmap(q, GP_PAGE);
     } else {
-        gp_check(rc == 0, "unshare of memory that is no share: 0, it is a munmap (Xen)", strerror(errno));
+        report_check(rc == 0, "unshare of memory that is no share: 0, it is a munmap (Xen)", strerror(errno));
     }
 }
 
@@ -499,23 +461,23 @@ static void gp_share_unshare(void)
     uint8_t *p = xengntshr_share_pages(shr, 0, 2, refs, 1), *other = xengntshr_share_pages(shr, 0, 1, &ref, 1);
 
     if (!p || !other)
-        gp_die("unshare", "share_pages: %s", strerror(errno));
+        report_die("unshare", "share_pages: %s", strerror(errno));
     other[7] = 0x5A;
     gp_fill(p, 2, false);
     gp_put_numbers("refs", refs, 2);
     gp_wait_file("mapped");
     gp_expect_err(xengntshr_unshare(shr, p + 100, 1), EINVAL, "unshare of an unaligned address: EINVAL");
-    gp_check(xengntshr_unshare(shr, p + GP_PAGE, 1) == 0, "unshare of one page of a share", strerror(errno));
-    gp_check(xengntshr_unshare(shr, p, 1) == 0, "unshare of the other page", strerror(errno));
-    gp_check(xengntshr_unshare(shr, p, 1) == 0, "unshare of an unshared page succeeds (a munmap)", strerror(errno));
-    gp_check(xengntshr_unshare(shr, p, 2) == 0, "unshare of a whole unshared range succeeds", strerror(errno));
-    gp_check(xengntshr_unshare(shr, p, 1) == 0 && other[7] == 0x5A,
+    report_check(xengntshr_unshare(shr, p + GP_PAGE, 1) == 0, "unshare of one page of a share", strerror(errno));
+    report_check(xengntshr_unshare(shr, p, 1) == 0, "unshare of the other page", strerror(errno));
+    report_check(xengntshr_unshare(shr, p, 1) == 0, "unshare of an unshared page succeeds (a munmap)", strerror(errno));
+    report_check(xengntshr_unshare(shr, p, 2) == 0, "unshare of a whole unshared range succeeds", strerror(errno));
+    report_check(xengntshr_unshare(shr, p, 1) == 0 && other[7] == 0x5A,
              "repeated unshare leaves another share alone", strerror(errno));
     gp_unshare_foreign(shr);
     gp_put_file("other", ref);
     gp_put_file("unshared", 1);
     gp_wait_file("release");
-    gp_check(xengntshr_unshare(shr, other, 1) == 0, "unshare of the other share", strerror(errno));
+    report_check(xengntshr_unshare(shr, other, 1) == 0, "unshare of the other share", strerror(errno));
     xengntshr_close(shr);
 }
 
@@ -529,18 +491,18 @@ static void gp_map_unshare(void)
     gp_wait_numbers("refs", refs, 2);
     p = xengnttab_map_domain_grant_refs(tab, 2, 1, refs, PROT_READ | PROT_WRITE);
     if (!p)
-        gp_die("unshare", "map: %s", strerror(errno));
+        report_die("unshare", "map: %s", strerror(errno));
     gp_put_file("mapped", 1);
     gp_wait_file("unshared");
     other = xengnttab_map_grant_ref(tab, 1, gp_wait_file("other"), PROT_READ);
-    gp_check(other && other[7] == 0x5A, "a share untouched by the repeated unshares still maps",
+    report_check(other && other[7] == 0x5A, "a share untouched by the repeated unshares still maps",
              other ? "wrong content" : strerror(errno));
     if (other)
         xengnttab_unmap(tab, other, 1);
     gp_expect_revoked(tab, 1, refs[0], "after unshare");
-    gp_check(gp_verify(p, 2, false, why, sizeof(why)), "after unshare the old mapping keeps the data", why);
+    report_check(gp_verify(p, 2, false, why, sizeof(why)), "after unshare the old mapping keeps the data", why);
     p[GP_PAGE + 5] = 0x42;
-    gp_check(p[GP_PAGE + 5] == 0x42, "after unshare the old mapping is still writable", "write lost");
+    report_check(p[GP_PAGE + 5] == 0x42, "after unshare the old mapping is still writable", "write lost");
     xengnttab_unmap(tab, p, 2);
     gp_put_file("release", 1);
     xengnttab_close(tab);
@@ -559,7 +521,7 @@ static void gp_share_victim(void)
     note = xengntshr_share_page_notify(shr, 0, &refs[0], 1, 10, (evtchn_port_t)port);
     data = xengntshr_share_pages(shr, 0, 3, refs + 1, 1);
     if (!note || !data)
-        gp_die("granter death", "share: %s", strerror(errno));
+        report_die("granter death", "share: %s", strerror(errno));
     note[10] = 0x77;
     gp_fill(data, 3, false);
     gp_put_numbers("refs", refs, 4);
@@ -584,13 +546,13 @@ static void gp_map_survivor(void)
     note = xengnttab_map_grant_ref(tab, 1, refs[0], PROT_READ | PROT_WRITE);
     data = xengnttab_map_domain_grant_refs(tab, 3, 1, refs + 1, PROT_READ | PROT_WRITE);
     if (!note || !data)
-        gp_die("granter death", "map: %s", strerror(errno));
-    gp_check(note[10] == 0x77, "share_page_notify page mapped", "status byte not set");
+        report_die("granter death", "map: %s", strerror(errno));
+    report_check(note[10] == 0x77, "share_page_notify page mapped", "status byte not set");
     gp_put_file("mapped", 1);
     if (gp_wait_event(xce, port, "granter killed (evtchn handle closed first): unmap-notify event"))
-        gp_pass("granter killed (evtchn handle closed first): unmap-notify event");
-    gp_check(note[10] == 0, "granter killed: unmap-notify byte cleared", "byte still set");
-    gp_check(gp_verify(data, 3, false, why, sizeof(why)), "granter killed: the mapping keeps its data", why);
+        report_pass("granter killed (evtchn handle closed first): unmap-notify event");
+    report_check(note[10] == 0, "granter killed: unmap-notify byte cleared", "byte still set");
+    report_check(gp_verify(data, 3, false, why, sizeof(why)), "granter killed: the mapping keeps its data", why);
     gp_expect_revoked(tab, 1, refs[1], "granter killed");
     xengnttab_unmap(tab, data, 3);
     xengnttab_unmap(tab, note, 1);
@@ -610,29 +572,29 @@ static void gp_notify_granter(void)
     gp_wait_file("bound");
     page = xengntshr_share_page_notify(shr, 0, &ref, 1, 100, (evtchn_port_t)port);
     if (!page)
-        gp_die("notify", "share_page_notify: %s", strerror(errno));
+        report_die("notify", "share_page_notify: %s", strerror(errno));
     page[100] = 0xAA;
     page[200] = 0xBB;
     gp_put_file("ref", ref);
     /* Mapper unmaps a mapping made with map_grant_ref_notify(offset 200). */
     if (gp_wait_event(xce, port, "mapper unmap: notify event"))
-        gp_pass("mapper unmap: notify event reaches the granter");
-    gp_check(page[200] == 0, "mapper unmap: notify byte cleared in the granter's page", "byte still set");
-    gp_check(page[100] == 0xAA, "mapper unmap: other bytes untouched", "byte 100 changed");
+        report_pass("mapper unmap: notify event reaches the granter");
+    report_check(page[200] == 0, "mapper unmap: notify byte cleared in the granter's page", "byte still set");
+    report_check(page[100] == 0xAA, "mapper unmap: other bytes untouched", "byte 100 changed");
     /* Granter unshares the page shared with share_page_notify(offset 100). */
     gp_wait_file("mapped2");
-    gp_check(xengntshr_unshare(shr, page, 1) == 0, "unshare of the notify page", strerror(errno));
+    report_check(xengntshr_unshare(shr, page, 1) == 0, "unshare of the notify page", strerror(errno));
     gp_put_file("unshared", 1);
     /* A mapper process that closes its evtchn handle and is then killed. */
     port2 = gp_offer_port(xce, 0, "port2");
     page2 = xengntshr_share_pages(shr, 0, 1, &ref2, 1);
     if (!page2)
-        gp_die("notify", "share_pages: %s", strerror(errno));
+        report_die("notify", "share_pages: %s", strerror(errno));
     page2[300] = 0xCC;
     gp_put_file("ref2", ref2);
     if (gp_wait_event(xce, port2, "mapper killed (evtchn handle closed first): notify event"))
-        gp_pass("mapper killed (evtchn handle closed first): notify event");
-    gp_check(page2[300] == 0, "mapper killed: notify byte cleared", "byte still set");
+        report_pass("mapper killed (evtchn handle closed first): notify event");
+    report_check(page2[300] == 0, "mapper killed: notify byte cleared", "byte still set");
     gp_wait_file("done");
     xengntshr_close(shr);
     xenevtchn_close(xce);
@@ -650,16 +612,16 @@ static void gp_notify_mapper(void)
     ref = gp_wait_file("ref");
     p = xengnttab_map_grant_ref_notify(tab, 1, ref, PROT_READ | PROT_WRITE, 200, (evtchn_port_t)port);
     if (!p)
-        gp_die("notify", "map_grant_ref_notify: %s", strerror(errno));
-    gp_check(p[100] == 0xAA && p[200] == 0xBB, "map_grant_ref_notify maps the page", "unexpected content");
-    gp_check(xengnttab_unmap(tab, p, 1) == 0, "unmap of a notify mapping", strerror(errno));
+        report_die("notify", "map_grant_ref_notify: %s", strerror(errno));
+    report_check(p[100] == 0xAA && p[200] == 0xBB, "map_grant_ref_notify maps the page", "unexpected content");
+    report_check(xengnttab_unmap(tab, p, 1) == 0, "unmap of a notify mapping", strerror(errno));
     p = xengnttab_map_grant_ref(tab, 1, ref, PROT_READ | PROT_WRITE);
     if (!p)
-        gp_die("notify", "map_grant_ref: %s", strerror(errno));
+        report_die("notify", "map_grant_ref: %s", strerror(errno));
     gp_put_file("mapped2", 1);
     if (gp_wait_event(xce, port, "granter unshare: notify event"))
-        gp_pass("granter unshare: notify event reaches the mapper");
-    gp_check(p[100] == 0, "granter unshare: notify byte cleared in the mapper's view", "byte still set");
+        report_pass("granter unshare: notify event reaches the mapper");
+    report_check(p[100] == 0, "granter unshare: notify byte cleared in the mapper's view", "byte still set");
     gp_wait_file("unshared");
     xengnttab_unmap(tab, p, 1);
     xengnttab_close(tab);
@@ -676,7 +638,7 @@ static void gp_mapper_victim(void)
                                                 (evtchn_port_t)port);
 
     if (!p)
-        gp_die("notify", "map_grant_ref_notify: %s", strerror(errno));
+        report_die("notify", "map_grant_ref_notify: %s", strerror(errno));
     xenevtchn_close(xce);
     gp_put_file("victim-ready", 1);
     gp_wait_for_kill();
@@ -695,29 +657,29 @@ static void gp_limit(void)
 
     gp_expect_null(xengntshr_share_pages(a, 0, 0, &one, 1), EINVAL, "share of 0 pages: EINVAL");
     big = xengntshr_share_pages(a, 0, 1024, refs, 1);
-    gp_check(big != NULL, "1024 pages shared in one call", strerror(errno));
+    report_check(big != NULL, "1024 pages shared in one call", strerror(errno));
     if (!big)
         exit(1);
     for (int i = 0; i < 1024 && distinct; i++)
         distinct = refs[i] >= 8 && (i == 0 || refs[i] != refs[i - 1]);
-    gp_check(distinct, "refs are distinct and never 0..7", "bad ref");
+    report_check(distinct, "refs are distinct and never 0..7", "bad ref");
     gp_expect_null(xengntshr_share_pages(b, 0, 1, &one, 1), ENOSPC,
                    "1025th page in the domain (other handle): ENOSPC");
-    gp_check(xengntshr_unshare(a, big + 1023 * GP_PAGE, 1) == 0, "unshare of the last page", strerror(errno));
+    report_check(xengntshr_unshare(a, big + 1023 * GP_PAGE, 1) == 0, "unshare of the last page", strerror(errno));
     gp_expect_null(xengntshr_share_pages(b, 0, 1, &one, 1), ENOSPC,
                    "part of a share unshared: its pages still count (ENOSPC)");
-    gp_check(xengntshr_unshare(a, big, 1023) == 0, "unshare of the rest of the share", strerror(errno));
+    report_check(xengntshr_unshare(a, big, 1023) == 0, "unshare of the rest of the share", strerror(errno));
     small = xengntshr_share_pages(b, 0, 1, &one, 1);
-    gp_check(small != NULL, "the whole share unshared: its pages can be shared again", strerror(errno));
+    report_check(small != NULL, "the whole share unshared: its pages can be shared again", strerror(errno));
     gp_expect_null(xengntshr_share_pages(a, 0, 1024, refs, 1), ENOSPC, "1024 pages with 1023 left: ENOSPC");
     xengntshr_close(b);
     big = xengntshr_share_pages(a, 0, 1024, refs, 1);
     if (getenv("XENSIM_BROKER")) {
-        gp_check(big != NULL, "closing a handle unmaps and frees its shares (xensim)", strerror(errno));
+        report_check(big != NULL, "closing a handle unmaps and frees its shares (xensim)", strerror(errno));
     } else {
         gp_expect_null(big, ENOSPC, "a closed handle's shares stay mapped and counted (Xen): ENOSPC");
         /* What frees them on Xen: unmapping the pages by hand. */
-        gp_check(small && munmap(small, GP_PAGE) == 0 && (big = xengntshr_share_pages(a, 0, 1024, refs, 1)),
+        report_check(small && munmap(small, GP_PAGE) == 0 && (big = xengntshr_share_pages(a, 0, 1024, refs, 1)),
                  "after munmap of the closed handle's page, 1024 pages can be shared (Xen)", strerror(errno));
     }
     xengntshr_close(a);
@@ -729,11 +691,11 @@ static void gp_no_broker(void)
     xengnttab_handle *tab = xengnttab_open(&log.base, 0);
     xengntshr_handle *shr;
 
-    gp_check(!tab && errno == ENOENT && strstr(log.last, "XENSIM_BROKER"),
+    report_check(!tab && errno == ENOENT && strstr(log.last, "XENSIM_BROKER"),
              "xengnttab_open without XENSIM_BROKER: ENOENT and a message", log.last);
     log.last[0] = 0;
     shr = xengntshr_open(&log.base, 0);
-    gp_check(!shr && errno == ENOENT && strstr(log.last, "XENSIM_BROKER"),
+    report_check(!shr && errno == ENOENT && strstr(log.last, "XENSIM_BROKER"),
              "xengntshr_open without XENSIM_BROKER: ENOENT and a message", log.last);
     xengnttab_close(tab);
     xengntshr_close(shr);
@@ -754,12 +716,13 @@ int main(int argc, char **argv)
     uint32_t a = argc > 3 ? (uint32_t)strtoul(argv[3], NULL, 10) : 0;
     uint32_t b = argc > 4 ? (uint32_t)strtoul(argv[4], NULL, 10) : 0;
 
+    report_area = "gnttab";
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (int fd = 0; fd < GP_MAX_FD; fd++)
         gp_inherited[fd] = fcntl(fd, F_GETFD) >= 0;
     if (!strcmp(mode, "no-broker")) {
         gp_no_broker();
-        return gp_failed;
+        return report_failed;
     }
     if (argc < 3)
         gp_usage();
@@ -790,5 +753,5 @@ int main(int argc, char **argv)
         gp_limit();
     else
         gp_usage();
-    return gp_failed;
+    return report_failed;
 }

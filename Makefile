@@ -88,6 +88,12 @@ PLUGIN_TESTS = test/plugin/test-playback test/plugin/test-capture test/plugin/te
                test/plugin/test-config
 CHECK_TESTS += $(PLUGIN_TESTS)
 
+# Interoperability (issue 9): xen-troops snd_be as the backend, sound servers and applications on top,
+# the control plugin. Each part keeps its build rules and tests in its own file.
+-include test/snd_be/snd_be.mk
+-include test/apps/apps.mk
+-include ctl.mk
+
 deps:
 	@test/deps $(DEB_PACKAGES)
 

@@ -622,24 +622,50 @@ static int xsnd_prepare(snd_pcm_ioplug_t *io)
     return 0;
 }
 
-/* Asks the backend to narrow q; checks that the answer only narrows (hardening). */
+/* One interval of a query answer, intersected with what was asked: a backend may answer wider
+ * than asked (snd_be reports its device's unnarrowed rate maximum), which cannot hurt once
+ * narrowed; only an empty intersection means it accepts nothing. */
+static bool xsnd_intersect(uint32_t *min, uint32_t *max, uint32_t ans_min, uint32_t ans_max)
+{
+    if (ans_min > *min)
+        *min = ans_min;
+    if (ans_max < *max)
+        *max = ans_max;
+    return *min <= *max;
+}
+
+/* Asks the backend to narrow q and intersects its answer with q. Returns 0, the backend's
+ * refusal (a negative errno), -EINVAL when nothing is left (naming the parameter), or a ring
+ * error (then p->ring->error is set and ring.c said why). */
 static int xsnd_query(struct xsnd_pcm *p, struct xensnd_query_hw_param *q)
 {
     struct xensnd_req req = { .operation = XENSND_OP_HW_PARAM_QUERY, .op.hw_param = *q };
     struct xensnd_resp rsp;
-    const struct xensnd_query_hw_param *a = &rsp.resp.hw_param;
+    struct xensnd_query_hw_param a;
+    const char *empty = NULL;
     int rc = xring_call(p->ring, &req, &rsp);
 
-#define XSND_INSIDE(f) (a->f.min <= a->f.max && a->f.min >= q->f.min && a->f.max <= q->f.max)
-    if (rc < 0)
+    if (rc < 0) {
+        if (!p->ring->error)
+            SNDERR("%s: backend refused HW_PARAM_QUERY: %s", p->ring->label, strerror(-rc));
         return rc;
-    if ((a->formats & ~q->formats) || !a->formats || !XSND_INSIDE(rates) || !XSND_INSIDE(channels) ||
-        !XSND_INSIDE(buffer) || !XSND_INSIDE(period)) {
-        SNDERR("%s: backend answered HW_PARAM_QUERY with values outside the request", p->ring->label);
-        return -EIO;
     }
-#undef XSND_INSIDE
-    *q = *a;
+    a = rsp.resp.hw_param; /* a private copy: rsp already is one, this names it */
+    q->formats &= a.formats;
+    if (!q->formats)
+        empty = "sample format";
+    else if (!xsnd_intersect(&q->rates.min, &q->rates.max, a.rates.min, a.rates.max))
+        empty = "rate";
+    else if (!xsnd_intersect(&q->channels.min, &q->channels.max, a.channels.min, a.channels.max))
+        empty = "channel count";
+    else if (!xsnd_intersect(&q->buffer.min, &q->buffer.max, a.buffer.min, a.buffer.max))
+        empty = "buffer size";
+    else if (!xsnd_intersect(&q->period.min, &q->period.max, a.period.min, a.period.max))
+        empty = "period size";
+    if (empty) {
+        SNDERR("%s: backend accepts no %s of those asked for (HW_PARAM_QUERY)", p->ring->label, empty);
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -664,16 +690,18 @@ static int xsnd_hw_params(snd_pcm_ioplug_t *io, snd_pcm_hw_params_t *params)
     q.buffer.min = q.buffer.max = (uint32_t)io->buffer_size;
     q.period.min = 1;
     q.period.max = (uint32_t)(io->buffer_size / 2);
+    if ((size_t)io->buffer_size * p->frame_bytes > p->cfg->lim.buffer_size) {
+        SNDERR("%s: a buffer of %lu frames is larger than the card's buffer-size (%u bytes)", p->ring->label,
+               (unsigned long)io->buffer_size, p->cfg->lim.buffer_size);
+        return -EINVAL;
+    }
     rc = xsnd_query(p, &q);
-    if (rc == -EIO || rc == -ETIMEDOUT) {
+    if (p->ring->error) { /* no answer or a hostile one: ring.c said which */
         xsnd_mark_dead(p, NULL);
         return -ENODEV;
     }
-    if (rc < 0 || (size_t)io->buffer_size * p->frame_bytes > p->cfg->lim.buffer_size) {
-        SNDERR("%s: the backend does not accept %s, %u Hz, %u channels, buffer %lu frames", p->ring->label,
-               xsc_format_name((unsigned)fmt), io->rate, io->channels, (unsigned long)io->buffer_size);
+    if (rc < 0) /* this configuration is refused; the PCM stays usable for another */
         return -EINVAL;
-    }
     /* sndif's period is only the position-event interval: when ALSA's period is outside the
      * backend's range (byte constraints cannot say frames for every frame size), report
      * positions at the nearest period the backend takes. */
@@ -995,10 +1023,11 @@ static int xsnd_set_constraints(struct xsnd_pcm *p)
     q.buffer.max = lim->buffer_size;
     q.period.min = 1;
     q.period.max = lim->buffer_size / 2;
-    if ((rc = xsnd_query(p, &q)) < 0) {
-        SNDERR("%s: backend answered no configuration to HW_PARAM_QUERY: %s", p->ring->label, strerror(-rc));
-        return rc == -ETIMEDOUT ? -ENODEV : rc;
-    }
+    rc = xsnd_query(p, &q);
+    if (p->ring->error)
+        return -ENODEV;
+    if (rc < 0)
+        return rc;
     for (unsigned f = 0; f < XSC_NFORMATS; f++) {
         if (q.formats >> f & 1) {
             unsigned bytes = (unsigned)snd_pcm_format_physical_width(xsnd_alsa_formats[f]) / 8;

@@ -29,7 +29,8 @@ const char *xring_op_name(unsigned op)
     return op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
 }
 
-/* A status is 0 or minus one of Xen's errno values (xen/errno.h); anything else is -EIO. */
+/* A status is 0 or minus one of Xen's errno values (xen/errno.h). Old snd_be answered a
+ * positive XEN_EINVAL: that is a failure too, with its errno. Anything else is -EIO. */
 static int xring_status_to_errno(int32_t status)
 {
     static const int known[] = {
@@ -40,9 +41,11 @@ static int xring_status_to_errno(int32_t status)
 
     if (status == 0)
         return 0;
+    long long err = status < 0 ? -(long long)status : status;
+
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-        if (-(long long)status == known[i])
-            return status; /* Xen's errno values are Linux's */
+        if (err == known[i])
+            return (int)-err; /* Xen's errno values are Linux's */
     return -EIO;
 }
 

@@ -638,6 +638,14 @@ static int sbk_do_query(struct sbk_stream *s, const struct xensnd_query_hw_param
     ans->buffer.max = a.buffer.max;
     ans->period.min = a.period.min;
     ans->period.max = a.period.max;
+    if (sbk_opts(s)->wide_query) {
+        /* snd_be's answer: its device's unnarrowed maximum rate, and more than was asked. */
+        ans->formats |= 1ull << XENSND_PCM_FORMAT_MU_LAW;
+        ans->rates.max = UINT32_MAX;
+        ans->channels.min = 1;
+        ans->buffer.max = UINT32_MAX;
+        ans->period.min = 1;
+    }
     return 0;
 }
 

@@ -48,9 +48,11 @@ ALSA_PLUGIN_DIR ?= $(shell pkg-config --variable=libdir alsa 2>/dev/null || echo
 ALSA_CONF_DIR   ?= /etc/alsa/conf.d
 install: $(PLUGIN)
 	install -D -m 0644 $(PLUGIN) $(DESTDIR)$(ALSA_PLUGIN_DIR)/libasound_module_pcm_xen.so
+	install -D -m 0644 $(CTL_PLUGIN) $(DESTDIR)$(ALSA_PLUGIN_DIR)/libasound_module_ctl_xen.so
 	install -D -m 0644 conf/50-pcm-xen.conf $(DESTDIR)$(ALSA_CONF_DIR)/50-pcm-xen.conf
 uninstall:
-	rm -f $(DESTDIR)$(ALSA_PLUGIN_DIR)/libasound_module_pcm_xen.so $(DESTDIR)$(ALSA_CONF_DIR)/50-pcm-xen.conf
+	rm -f $(DESTDIR)$(ALSA_PLUGIN_DIR)/libasound_module_pcm_xen.so $(DESTDIR)$(ALSA_PLUGIN_DIR)/libasound_module_ctl_xen.so \
+	      $(DESTDIR)$(ALSA_CONF_DIR)/50-pcm-xen.conf
 
 # Unit tests of the plugin's pure parts (no Xen needed).
 UNIT_TESTS = $(BUILD)/unit/test-xs-config
@@ -68,6 +70,10 @@ $(BUILD)/pcm-behaviour: test/plugin/pcm-behaviour.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -o $@ $< $(LDFLAGS_COMMON) $(ALSA_LIBS)
 all: $(BUILD)/pcm-behaviour
+$(BUILD)/pcm-positions: test/plugin/pcm-positions.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -o $@ $< $(LDFLAGS_COMMON) $(ALSA_LIBS)
+all: $(BUILD)/pcm-positions
 
 $(BUILD)/pcm-bench: test/bench/pcm-bench.c
 	@mkdir -p $(@D)
@@ -85,7 +91,7 @@ demo: deps
 # End-to-end: unmodified aplay/arecord through the plugin, in a simulated guest (test/xen-sim).
 PLUGIN_TESTS = test/plugin/test-playback test/plugin/test-capture test/plugin/test-negotiation \
                test/plugin/test-lifecycle test/plugin/test-faults test/plugin/test-behaviour \
-               test/plugin/test-config
+               test/plugin/test-config test/plugin/test-positions
 CHECK_TESTS += $(PLUGIN_TESTS)
 
 # Interoperability (issue 9): xen-troops snd_be as the backend, sound servers and applications on top,

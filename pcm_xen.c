@@ -33,6 +33,7 @@
 
 #define XSND_DEFAULT_TIMEOUT_MS 3000 /* as the Linux driver */
 #define XSND_MAX_INFLIGHT_IO    (XRING_SLOTS - 2) /* leave room for TRIGGER and CLOSE */
+#define XSND_DRAIN_MARGIN_MS    20 /* a partial last period: our clock vs the backend's */
 
 /* ---------------------------------------------------------------- formats */
 
@@ -288,15 +289,18 @@ static void xsnd_on_complete(void *ctx, const struct xring_completion *done)
     }
 }
 
-/* Frames the application has consumed (capture) or written (playback), from ioplug's pointer. */
+/* The stream position of ioplug's appl_ptr: frames the application has written (playback) or
+ * consumed (capture) since prepare. appl_ptr wraps at the boundary and may be on either side of
+ * hw_pos (capture; playback after a rewind or an underrun), never by half a boundary. */
 static uint64_t xsnd_appl_cum(const struct xsnd_pcm *p)
 {
     snd_pcm_uframes_t hw = (snd_pcm_uframes_t)(p->hw_pos % p->boundary);
-    snd_pcm_uframes_t appl = p->io.appl_ptr;
+    snd_pcm_uframes_t ahead = (p->io.appl_ptr + p->boundary - hw) % p->boundary, behind;
 
-    if (p->playback) /* appl is ahead of hw */
-        return p->hw_pos + (appl >= hw ? appl - hw : p->boundary - hw + appl);
-    return p->hw_pos - (hw >= appl ? hw - appl : p->boundary - appl + hw);
+    if (ahead <= p->boundary / 2)
+        return p->hw_pos + ahead;
+    behind = p->boundary - ahead;
+    return behind < p->hw_pos ? p->hw_pos - behind : 0;
 }
 
 /* A new CUR_POS (octets): whole frames, never backwards (a smaller value is the backend
@@ -363,8 +367,8 @@ static bool xsnd_xrun(struct xsnd_pcm *p)
 
     if (p->io.state != SND_PCM_STATE_RUNNING || p->stop_threshold >= p->boundary)
         return false;
-    if (p->playback)
-        avail = p->buffer_frames - (appl - p->hw_pos);
+    if (p->playback) /* appl behind hw_pos is an underrun: avail beyond the buffer */
+        avail = appl < p->hw_pos + p->buffer_frames ? p->hw_pos + p->buffer_frames - appl : 0;
     else
         avail = p->be_pos - appl; /* captured but not yet read by the application */
     return avail >= p->stop_threshold && (p->playback || avail > p->buffer_frames);
@@ -395,6 +399,23 @@ static void xsnd_update(struct xsnd_pcm *p)
     }
 }
 
+/* Has the backend played everything it was given? Yes once it reported so; and also when the
+ * rest is shorter than an event period, for which sndif promises no event (snd_be sends none
+ * when its queue runs out mid-period), once the rest has had time to play since the last
+ * position report, by our clock, with a margin for the backend's. */
+static bool xsnd_played_all(const struct xsnd_pcm *p)
+{
+    uint64_t rest = p->submitted - p->hw_pos;
+    long long rest_ms;
+
+    if (!rest)
+        return true;
+    if (rest >= p->event_period_frames || !p->be_running || p->be_paused || !p->last_progress_ms)
+        return false;
+    rest_ms = (long long)(rest * 1000 / p->io.rate) + 1;
+    return xring_now_ms() - p->last_progress_ms >= rest_ms + rest_ms / 8 + XSND_DRAIN_MARGIN_MS;
+}
+
 static snd_pcm_uframes_t xsnd_avail(const struct xsnd_pcm *p)
 {
     return snd_pcm_ioplug_avail(&p->io, (snd_pcm_uframes_t)(p->hw_pos % p->boundary), p->io.appl_ptr);
@@ -411,7 +432,7 @@ static bool xsnd_ready(struct xsnd_pcm *p)
     case SND_PCM_STATE_RUNNING:
         return xsnd_xrun(p) || xsnd_avail(p) >= p->avail_min;
     case SND_PCM_STATE_DRAINING:
-        return !p->playback || p->hw_pos >= p->submitted;
+        return !p->playback || xsnd_played_all(p);
     case SND_PCM_STATE_XRUN:
     case SND_PCM_STATE_SETUP:
         return true;
@@ -507,42 +528,99 @@ static void xsnd_buffer_areas(const struct xsnd_pcm *p, snd_pcm_channel_area_t *
         areas[ch] = (snd_pcm_channel_area_t){ p->buf.data, ch * bits, p->frame_bytes * 8 };
 }
 
+/* Hands the backend the next n frames of the buffer (from stream position `submitted`), one
+ * WRITE per contiguous run; the backend takes the data when it answers. Returns the frames
+ * handed over, or an error when none was. */
+static snd_pcm_sframes_t xsnd_send(struct xsnd_pcm *p, snd_pcm_uframes_t n)
+{
+    snd_pcm_uframes_t done = 0;
+    int rc;
+
+    while (done < n) {
+        snd_pcm_uframes_t off = (snd_pcm_uframes_t)(p->submitted % p->buffer_frames);
+        snd_pcm_uframes_t run = n - done < p->buffer_frames - off ? n - done : p->buffer_frames - off;
+
+        if ((rc = xsnd_submit_io(p, XENSND_OP_WRITE, p->submitted, run, 0)) < 0) {
+            if (rc == -ETIMEDOUT || rc == -EIO)
+                xsnd_mark_dead(p, NULL);
+            return done ? (snd_pcm_sframes_t)done : (p->dead ? -ENODEV : rc);
+        }
+        p->submitted += run;
+        done += run;
+    }
+    return (snd_pcm_sframes_t)done;
+}
+
+/* snd_pcm_forward moved the application past frames it never wrote: they play as silence at
+ * their positions (not as whatever the buffer held a buffer ago), so that later frames keep
+ * theirs. */
+static int xsnd_send_skipped(struct xsnd_pcm *p, uint64_t upto)
+{
+    snd_pcm_channel_area_t *buf_areas = alloca(p->io.channels * sizeof(*buf_areas));
+
+    xsnd_buffer_areas(p, buf_areas);
+    while (p->submitted < upto) {
+        snd_pcm_uframes_t off = (snd_pcm_uframes_t)(p->submitted % p->buffer_frames);
+        snd_pcm_uframes_t run = upto - p->submitted < p->buffer_frames - off ? (snd_pcm_uframes_t)(upto - p->submitted)
+                                                                             : p->buffer_frames - off;
+        snd_pcm_sframes_t sent;
+
+        snd_pcm_areas_silence(buf_areas, off, p->io.channels, run, p->io.format);
+        if ((sent = xsnd_send(p, run)) < 0)
+            return (int)sent;
+    }
+    return 0;
+}
+
+/* Playback: copies the application's frames into the buffer at their stream positions and
+ * hands them to the backend. Frames the backend already has (the application rewound over
+ * them) cannot be taken back: their rewrite is dropped and every later frame keeps its
+ * position. */
+static snd_pcm_sframes_t xsnd_write_frames(struct xsnd_pcm *p, const snd_pcm_channel_area_t *areas,
+                                           snd_pcm_uframes_t offset, snd_pcm_uframes_t size)
+{
+    snd_pcm_channel_area_t *buf_areas = alloca(p->io.channels * sizeof(*buf_areas));
+    uint64_t pos = xsnd_appl_cum(p);
+    snd_pcm_uframes_t skip = 0;
+    snd_pcm_sframes_t sent;
+    int rc;
+
+    if (pos > p->submitted && (rc = xsnd_send_skipped(p, pos)) < 0)
+        return rc;
+    if (pos < p->submitted)
+        skip = p->submitted - pos < size ? (snd_pcm_uframes_t)(p->submitted - pos) : size;
+    if (skip == size)
+        return (snd_pcm_sframes_t)size;
+    xsnd_buffer_areas(p, buf_areas);
+    snd_pcm_areas_copy_wrap(buf_areas, (snd_pcm_uframes_t)(p->submitted % p->buffer_frames), p->buffer_frames,
+                            areas, offset + skip, offset + size, p->io.channels, size - skip, p->io.format);
+    sent = xsnd_send(p, size - skip);
+    if (sent < 0)
+        return skip ? (snd_pcm_sframes_t)skip : sent;
+    return (snd_pcm_sframes_t)(skip + (snd_pcm_uframes_t)sent);
+}
+
 static snd_pcm_sframes_t xsnd_transfer(snd_pcm_ioplug_t *io, const snd_pcm_channel_area_t *areas,
                                        snd_pcm_uframes_t offset, snd_pcm_uframes_t size)
 {
     struct xsnd_pcm *p = io->private_data;
     snd_pcm_channel_area_t *buf_areas = alloca(io->channels * sizeof(*buf_areas));
-    snd_pcm_uframes_t at = io->appl_ptr % p->buffer_frames;
-    int rc;
+    snd_pcm_sframes_t done;
 
     xsnd_update(p);
     if (p->dead)
         return -ENODEV;
     if (p->io_error)
         return p->io_error;
-    xsnd_buffer_areas(p, buf_areas);
     if (!p->playback) {
-        snd_pcm_areas_copy_wrap(areas, offset, offset + size, buf_areas, at, p->buffer_frames, io->channels,
-                                size, io->format);
+        xsnd_buffer_areas(p, buf_areas);
+        snd_pcm_areas_copy_wrap(areas, offset, offset + size, buf_areas, io->appl_ptr % p->buffer_frames,
+                                p->buffer_frames, io->channels, size, io->format);
         return (snd_pcm_sframes_t)size;
     }
-    snd_pcm_areas_copy_wrap(buf_areas, at, p->buffer_frames, areas, offset, offset + size, io->channels, size,
-                            io->format);
-    /* One WRITE per contiguous run; the backend takes the data when it answers. */
-    for (snd_pcm_uframes_t done = 0; done < size;) {
-        snd_pcm_uframes_t off = (at + done) % p->buffer_frames;
-        snd_pcm_uframes_t n = size - done < p->buffer_frames - off ? size - done : p->buffer_frames - off;
-
-        if ((rc = xsnd_submit_io(p, XENSND_OP_WRITE, p->submitted, n, 0)) < 0) {
-            if (rc == -ETIMEDOUT || rc == -EIO)
-                xsnd_mark_dead(p, NULL);
-            return done ? (snd_pcm_sframes_t)done : (p->dead ? -ENODEV : rc);
-        }
-        p->submitted += n;
-        done += n;
-    }
+    done = xsnd_write_frames(p, areas, offset, size);
     xsnd_set_wake(p, xsnd_ready(p));
-    return (snd_pcm_sframes_t)size;
+    return done;
 }
 
 /* Sends CLOSE and releases the buffer (the backend may still hold its pages: Xen allows it). */
@@ -777,6 +855,9 @@ static int xsnd_drain(snd_pcm_ioplug_t *io)
         return 0; /* capture: nothing to wait for (as bluez-alsa) */
     if (p->dead)
         return -ENODEV;
+    /* Frames the application skipped with snd_pcm_forward still have to play (as silence). */
+    if (xsnd_appl_cum(p) > p->submitted && (rc = xsnd_send_skipped(p, xsnd_appl_cum(p))) < 0)
+        return rc;
     /* With a drain callback ioplug does not start a prepared stream: we must. */
     if (!p->be_running && p->submitted && (rc = xsnd_start(io)) < 0)
         return rc;
@@ -788,14 +869,15 @@ static int xsnd_drain(snd_pcm_ioplug_t *io)
         xsnd_update(p);
         if (p->dead)
             return -ENODEV;
-        if (p->hw_pos >= p->submitted || !p->be_running)
+        if (xsnd_played_all(p) || !p->be_running)
             return 0;
         if (xring_now_ms() > deadline) {
             SNDERR("%s: backend did not play the last %llu frames in time", p->ring->label,
                    (unsigned long long)(p->submitted - p->hw_pos));
             return -EIO;
         }
-        xring_wait(p->ring, 100);
+        /* A partial last period ends by the clock: look often then. */
+        xring_wait(p->ring, p->submitted - p->hw_pos < p->event_period_frames ? 5 : 100);
     }
 }
 

@@ -13,7 +13,7 @@ enum sbk_opt_id {
     SBK_OPT_OUT = 256, SBK_OPT_DISCARD, SBK_OPT_CAPTURE, SBK_OPT_CLOCK, SBK_OPT_DOMID, SBK_OPT_READY,
     SBK_OPT_RATES, SBK_OPT_PERIOD, SBK_OPT_BUFFER, SBK_OPT_CHANNELS, SBK_OPT_FORMATS,
     SBK_OPT_DELAY, SBK_OPT_NO_ANSWER, SBK_OPT_ANSWER_ERROR, SBK_OPT_EXIT_AFTER, SBK_OPT_BAD_POS,
-    SBK_OPT_NO_EVENTS, SBK_OPT_CORRUPT_RSP, SBK_OPT_STREAM, SBK_OPT_WIDE_QUERY,
+    SBK_OPT_NO_EVENTS, SBK_OPT_CORRUPT_RSP, SBK_OPT_STREAM, SBK_OPT_WIDE_QUERY, SBK_OPT_PERIOD_EVENTS,
 };
 
 static const struct option sbk_long_options[] = {
@@ -36,6 +36,7 @@ static const struct option sbk_long_options[] = {
     { "no-events", no_argument, NULL, SBK_OPT_NO_EVENTS },
     { "corrupt-rsp-prod", no_argument, NULL, SBK_OPT_CORRUPT_RSP },
     { "wide-query", no_argument, NULL, SBK_OPT_WIDE_QUERY },
+    { "period-events-only", no_argument, NULL, SBK_OPT_PERIOD_EVENTS },
     { "stream", required_argument, NULL, SBK_OPT_STREAM },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
@@ -59,6 +60,7 @@ void sbk_options_usage(const char *prog)
            "  --delay-ms=N  --no-answer=OP  --answer-error=OP:ERRNO  --exit-after-bytes=N\n"
            "  --bad-pos=backwards|beyond  --no-events  --corrupt-rsp-prod\n"
            "  --wide-query            answer HW_PARAM_QUERY wider than asked (as snd_be)\n"
+           "  --period-events-only    no CUR_POS when the queue runs out mid-period (as snd_be)\n"
            "  OP: open close read write trigger hw-param-query set-volume get-volume mute unmute\n"
            "  --stream=UNIQUE-ID      what follows applies to that stream only\n",
            prog);
@@ -185,6 +187,9 @@ static int sbk_apply_stream_option(int id, const char *arg, struct sbk_stream_op
         return 0;
     case SBK_OPT_WIDE_QUERY:
         s->wide_query = true;
+        return 0;
+    case SBK_OPT_PERIOD_EVENTS:
+        s->period_events_only = true;
         return 0;
     case SBK_OPT_CAPTURE:
         s->has_capture = true;
@@ -319,6 +324,7 @@ static void sbk_overlay(struct sbk_stream_opts *out, const struct sbk_stream_opt
         out->bad_pos = s->bad_pos;
     out->no_events |= s->no_events;
     out->wide_query |= s->wide_query;
+    out->period_events_only |= s->period_events_only;
     out->corrupt_rsp_prod |= s->corrupt_rsp_prod;
     if (s->has_capture) {
         out->has_capture = true;

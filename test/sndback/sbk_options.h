@@ -35,6 +35,7 @@ struct sbk_stream_opts {
     uint64_t exit_after_bytes;      /* exit(3) once this stream received that many bytes */
     enum sbk_bad_pos bad_pos;
     bool no_events, corrupt_rsp_prod;
+    bool period_events_only;        /* no CUR_POS at the end of the queue, as snd_be */
     bool wide_query;                /* answer HW_PARAM_QUERY wider than asked, as snd_be does */
 
     bool has_capture;

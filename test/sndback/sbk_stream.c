@@ -291,7 +291,7 @@ static void sbk_report_progress(struct sbk_stream *s, uint64_t old, bool drained
         first = last - XENSND_IN_RING_LEN + 1;
     for (uint64_t k = first; k <= last; k++)
         sbk_send_position(s, k * period);
-    if (drained && s->position % period)
+    if (drained && s->position % period && !sbk_opts(s)->period_events_only)
         sbk_send_position(s, s->position);
 }
 

@@ -1,0 +1,188 @@
+/* pcm-positions: every frame an application writes reaches the backend at its stream position.
+ * Frames are stamped with their position (S16_LE stereo: left = position & 0xffff, right =
+ * 0x4000 | position >> 16 & 0x3fff, never silence), so a lost, repeated or shifted frame shows
+ * in the backend's file; test/plugin/test-positions checks the files after this program ran:
+ *   pcm-positions DEVICE
+ * Cases (one snd_pcm_open each, so one backend file each, in this order):
+ *   1 drain: 10 periods + 333 frames, then snd_pcm_drain: returns 0 with every frame played,
+ *     although the backend sends no position event for a partial period (sndback
+ *     --period-events-only, as snd_be);
+ *   2 rewind: 4 periods written before start, snd_pcm_rewind of 1 period, 8 periods written:
+ *     the stream is 11 periods of stamps (rewritten frames the backend already had are dropped
+ *     or rewritten in place, never shifted);
+ *   3 forward: 2 periods, snd_pcm_forward of 1 period, 2 periods: stamps, a period of silence,
+ *     stamps at positions 3..5 periods.
+ * Prints one PASS:/FAIL: line per case (a FAIL if fewer than all ran); exits 1 if any failed. */
+#include <alsa/asoundlib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define PP_RATE   48000
+#define PP_PERIOD 1024
+#define PP_BUFFER (16 * PP_PERIOD)
+#define PP_CASES  3
+
+static const char *pp_device;
+static int pp_failures, pp_ran;
+
+static void pp_result(bool ok, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void pp_result(bool ok, const char *name, const char *fmt, ...)
+{
+    va_list ap;
+
+    printf("%s: positions %s: ", ok ? "PASS" : "FAIL", name);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+    pp_failures += !ok;
+    pp_ran++;
+}
+
+static long long pp_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* S16_LE stereo, 48 kHz, PP_PERIOD/PP_BUFFER; start_threshold as given (frames). */
+static snd_pcm_t *pp_open(snd_pcm_uframes_t start_threshold, const char *name)
+{
+    snd_pcm_hw_params_t *hw;
+    snd_pcm_sw_params_t *sw;
+    snd_pcm_t *pcm;
+    int err = snd_pcm_open(&pcm, pp_device, SND_PCM_STREAM_PLAYBACK, 0);
+
+    if (err < 0) {
+        pp_result(false, name, "open %s: %s", pp_device, snd_strerror(err));
+        return NULL;
+    }
+    snd_pcm_hw_params_alloca(&hw);
+    snd_pcm_sw_params_alloca(&sw);
+    snd_pcm_hw_params_any(pcm, hw);
+    if ((err = snd_pcm_hw_params_set_access(pcm, hw, SND_PCM_ACCESS_RW_INTERLEAVED)) < 0 ||
+        (err = snd_pcm_hw_params_set_format(pcm, hw, SND_PCM_FORMAT_S16_LE)) < 0 ||
+        (err = snd_pcm_hw_params_set_channels(pcm, hw, 2)) < 0 ||
+        (err = snd_pcm_hw_params_set_rate(pcm, hw, PP_RATE, 0)) < 0 ||
+        (err = snd_pcm_hw_params_set_period_size(pcm, hw, PP_PERIOD, 0)) < 0 ||
+        (err = snd_pcm_hw_params_set_buffer_size(pcm, hw, PP_BUFFER)) < 0 ||
+        (err = snd_pcm_hw_params(pcm, hw)) < 0 || (err = snd_pcm_sw_params_current(pcm, sw)) < 0 ||
+        (err = snd_pcm_sw_params_set_start_threshold(pcm, sw, start_threshold)) < 0 ||
+        (err = snd_pcm_sw_params(pcm, sw)) < 0) {
+        pp_result(false, name, "set-up: %s", snd_strerror(err));
+        snd_pcm_close(pcm);
+        return NULL;
+    }
+    return pcm;
+}
+
+/* Writes the frames for stream positions [from, from + n), stamped. */
+static bool pp_write(snd_pcm_t *pcm, uint32_t from, uint32_t n, const char *name)
+{
+    static int16_t buf[PP_BUFFER * 2];
+
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t pos = from + i;
+
+        buf[2 * i] = (int16_t)(uint16_t)(pos & 0xffff);
+        buf[2 * i + 1] = (int16_t)(0x4000 | (pos >> 16 & 0x3fff));
+    }
+    for (uint32_t done = 0; done < n;) {
+        snd_pcm_sframes_t w = snd_pcm_writei(pcm, buf + 2 * done, n - done);
+
+        if (w < 0) {
+            pp_result(false, name, "writei at %u: %s", from + done, snd_strerror((int)w));
+            return false;
+        }
+        done += (uint32_t)w;
+    }
+    return true;
+}
+
+static bool pp_drain(snd_pcm_t *pcm, const char *name, long long *ms)
+{
+    long long t0 = pp_now_ms();
+    int err = snd_pcm_drain(pcm);
+
+    *ms = pp_now_ms() - t0;
+    if (err < 0) {
+        pp_result(false, name, "drain: %s", snd_strerror(err));
+        return false;
+    }
+    return true;
+}
+
+static void pp_case_drain(void)
+{
+    const char *name = "drain of 10 periods + 333 frames";
+    const uint32_t total = 10 * PP_PERIOD + 333;
+    snd_pcm_t *pcm = pp_open(1, name);
+    long long ms;
+
+    if (!pcm)
+        return;
+    if (pp_write(pcm, 0, total, name) && pp_drain(pcm, name, &ms)) {
+        /* A bound against a hang, not a timing goal: the audio is 220 ms long. */
+        pp_result(ms < 5000, name, "drain returned 0 after %lld ms (%u frames written)", ms, total);
+    }
+    snd_pcm_close(pcm);
+}
+
+static void pp_case_rewind(void)
+{
+    const char *name = "rewind of 1 period over 4 written, then 8 more";
+    snd_pcm_t *pcm = pp_open(PP_BUFFER, name); /* not started until drain */
+    snd_pcm_sframes_t back;
+    long long ms;
+
+    if (!pcm)
+        return;
+    if (pp_write(pcm, 0, 4 * PP_PERIOD, name)) {
+        back = snd_pcm_rewind(pcm, PP_PERIOD);
+        if (back != PP_PERIOD)
+            pp_result(false, name, "snd_pcm_rewind(%d) returned %ld", PP_PERIOD, (long)back);
+        else if (pp_write(pcm, 3 * PP_PERIOD, 8 * PP_PERIOD, name) && pp_drain(pcm, name, &ms))
+            pp_result(true, name, "rewind %ld, 8 periods written, drained in %lld ms", (long)back, ms);
+    }
+    snd_pcm_close(pcm);
+}
+
+static void pp_case_forward(void)
+{
+    const char *name = "forward of 1 period after 2 written, then 2 more";
+    snd_pcm_t *pcm = pp_open(PP_BUFFER, name);
+    snd_pcm_sframes_t ahead;
+    long long ms;
+
+    if (!pcm)
+        return;
+    if (pp_write(pcm, 0, 2 * PP_PERIOD, name)) {
+        ahead = snd_pcm_forward(pcm, PP_PERIOD);
+        if (ahead != PP_PERIOD)
+            pp_result(false, name, "snd_pcm_forward(%d) returned %ld", PP_PERIOD, (long)ahead);
+        else if (pp_write(pcm, 3 * PP_PERIOD, 2 * PP_PERIOD, name) && pp_drain(pcm, name, &ms))
+            pp_result(true, name, "forward %ld, 2 periods written, drained in %lld ms", (long)ahead, ms);
+    }
+    snd_pcm_close(pcm);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: pcm-positions DEVICE\n");
+        return 2;
+    }
+    pp_device = argv[1];
+    pp_case_drain();
+    pp_case_rewind();
+    pp_case_forward();
+    if (pp_ran != PP_CASES)
+        pp_result(false, "count", "%d of %d cases ran", pp_ran, PP_CASES);
+    return pp_failures ? 1 : 0;
+}

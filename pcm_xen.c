@@ -208,14 +208,16 @@ struct xsnd_pcm {
 
     /* Positions in frames since prepare, never wrapping (u64). */
     uint64_t submitted;            /* playback: frames handed to the backend with WRITE */
-    uint64_t hw_pos;               /* what pointer() reports: played / captured-and-read */
+    uint64_t hw_pos;               /* what pointer() reports: played (interpolated) / captured-and-read */
     uint64_t be_pos;               /* the backend's CUR_POS, rebased and validated */
+    uint64_t acked;                /* playback: frames whose WRITE the backend answered (it has them) */
+    uint64_t filled;               /* playback: frames in the buffer (written, or silenced by forward) */
     uint64_t pos_base, last_pos_frames;
     uint64_t requested;            /* capture: frames asked for with READ */
     struct xsnd_read reads[XRING_SLOTS];
     unsigned nreads;               /* READs in flight, oldest first */
     long long last_progress_ms;    /* last CUR_POS or START: the watchdog's reference */
-    long long clock_ref_ms;        /* delay interpolation: the stream played clock_ref_pos */
+    long long clock_ref_ms;        /* interpolation: the stream played clock_ref_pos */
     uint64_t clock_ref_pos;        /* ... at clock_ref_ms, as far as we know */
     int io_error;                  /* a failed WRITE/READ/TRIGGER, reported on the next call */
     bool dead;
@@ -281,6 +283,8 @@ static void xsnd_on_complete(void *ctx, const struct xring_completion *done)
         SNDERR("%s: backend failed %s: %s", p->ring->label, xring_op_name(done->operation),
                strerror(-done->status));
     }
+    if (done->operation == XENSND_OP_WRITE && done->status == 0 && done->cookie > p->acked)
+        p->acked = done->cookie;
     if (done->operation == XENSND_OP_READ) {
         for (unsigned i = 0; i < p->nreads; i++)
             if (p->reads[i].end == done->cookie)
@@ -303,6 +307,55 @@ static uint64_t xsnd_appl_cum(const struct xsnd_pcm *p)
     return behind < p->hw_pos ? p->hw_pos - behind : 0;
 }
 
+/* Playback between position events: the backend reports once per period, but applications
+ * that schedule by the clock (PipeWire, mpv's A/V sync) need a position that moves smoothly.
+ * The stream is taken to play at its rate from a reference point, re-anchored to each event
+ * that the line falls behind or runs too far ahead of. An event comes when the backend notices
+ * that a period boundary passed (sndback on its ticks, snd_be on its timer), so the true
+ * position may be up to a tick past the last one: the line may lead it by XSND_LEAD_PERIODS. */
+#define XSND_LEAD_PERIODS 2
+
+/* The stream played hw_pos frames now: the origin of the interpolation. */
+static void xsnd_clock_ref(struct xsnd_pcm *p)
+{
+    p->clock_ref_ms = xring_now_ms();
+    p->clock_ref_pos = p->hw_pos;
+}
+
+static uint64_t xsnd_clock_line(const struct xsnd_pcm *p)
+{
+    return p->clock_ref_pos + (uint64_t)(xring_now_ms() - p->clock_ref_ms) * p->io.rate / 1000;
+}
+
+/* A position event at `pos`: re-anchor when the line strays from it. */
+static void xsnd_clock_follow(struct xsnd_pcm *p, uint64_t pos)
+{
+    uint64_t line = xsnd_clock_line(p);
+
+    if (line < pos || line > pos + XSND_LEAD_PERIODS * p->event_period_frames) {
+        p->clock_ref_ms = xring_now_ms();
+        p->clock_ref_pos = pos;
+    }
+}
+
+/* Moves hw_pos along the line: never back, never more than the lead past what the backend
+ * reported (a stalled backend stops the pointer), and only over frames the backend has taken
+ * (their WRITE was answered), so that the application never overwrites data it may still read. */
+static void xsnd_interpolate(struct xsnd_pcm *p)
+{
+    uint64_t est, cap = p->be_pos + XSND_LEAD_PERIODS * p->event_period_frames;
+
+    if (!p->playback || !p->be_running || p->be_paused || !p->clock_ref_ms)
+        return;
+    if (cap > p->acked)
+        cap = p->acked;
+    est = xsnd_clock_line(p);
+    if (est > cap)
+        est = cap;
+    if (est > p->hw_pos)
+        p->hw_pos = est;
+}
+
 /* A new CUR_POS (octets): whole frames, never backwards (a smaller value is the backend
  * restarting its count), and never beyond what it can have (hardening: bad positions
  * corrupt avail). */
@@ -322,8 +375,10 @@ static void xsnd_apply_position(struct xsnd_pcm *p, uint64_t pos_bytes)
         return;
     if (pos > p->be_pos || !p->last_progress_ms)
         p->last_progress_ms = xring_now_ms();
+    if (p->playback && pos > p->be_pos)
+        xsnd_clock_follow(p, pos);
     p->be_pos = pos;
-    if (p->playback)
+    if (p->playback && pos > p->hw_pos)
         p->hw_pos = pos;
 }
 
@@ -367,14 +422,17 @@ static bool xsnd_xrun(struct xsnd_pcm *p)
 
     if (p->io.state != SND_PCM_STATE_RUNNING || p->stop_threshold >= p->boundary)
         return false;
-    if (p->playback) /* appl behind hw_pos is an underrun: avail beyond the buffer */
-        avail = appl < p->hw_pos + p->buffer_frames ? p->hw_pos + p->buffer_frames - appl : 0;
+    if (p->playback) /* by what the backend reported, not the interpolation; appl behind is an underrun */
+        avail = appl < p->be_pos + p->buffer_frames ? p->be_pos + p->buffer_frames - appl : 0;
     else
         avail = p->be_pos - appl; /* captured but not yet read by the application */
     return avail >= p->stop_threshold && (p->playback || avail > p->buffer_frames);
 }
 
-/* Takes in whatever the backend said: responses, events, deadlines. Never blocks. */
+static void xsnd_flush(struct xsnd_pcm *p, uint64_t upto);
+
+/* Takes in whatever the backend said: responses, events, deadlines; sends the frames that
+ * waited for room. Never blocks on the backend unless its ring is full (then bounded). */
 static void xsnd_update(struct xsnd_pcm *p)
 {
     uint64_t pos;
@@ -390,8 +448,12 @@ static void xsnd_update(struct xsnd_pcm *p)
         xsnd_apply_position(p, pos);
     if (!p->playback)
         xsnd_issue_reads(p);
+    xsnd_interpolate(p);
+    if (p->io.state == SND_PCM_STATE_RUNNING || p->io.state == SND_PCM_STATE_DRAINING ||
+        p->io.state == SND_PCM_STATE_PREPARED)
+        xsnd_flush(p, xsnd_appl_cum(p)); /* frames that waited for room */
     if (p->be_running && !p->be_paused &&
-        (!p->playback || p->hw_pos < p->submitted) && xring_now_ms() - p->last_progress_ms > p->timeout_ms) {
+        (!p->playback || p->be_pos < p->submitted) && xring_now_ms() - p->last_progress_ms > p->timeout_ms) {
         char why[96];
 
         snprintf(why, sizeof(why), "backend stopped reporting the stream position for %u ms", p->timeout_ms);
@@ -405,9 +467,11 @@ static void xsnd_update(struct xsnd_pcm *p)
  * position report, by our clock, with a margin for the backend's. */
 static bool xsnd_played_all(const struct xsnd_pcm *p)
 {
-    uint64_t rest = p->submitted - p->hw_pos;
+    uint64_t rest = p->submitted - p->be_pos;
     long long rest_ms;
 
+    if (xsnd_appl_cum(p) > p->submitted)
+        return false; /* frames still wait for room */
     if (!rest)
         return true;
     if (rest >= p->event_period_frames || !p->be_running || p->be_paused || !p->last_progress_ms)
@@ -442,13 +506,6 @@ static bool xsnd_ready(struct xsnd_pcm *p)
 }
 
 /* ---------------------------------------------------------------- callbacks */
-
-/* The stream played hw_pos frames now: the origin of delay's interpolation. */
-static void xsnd_clock_ref(struct xsnd_pcm *p)
-{
-    p->clock_ref_ms = xring_now_ms();
-    p->clock_ref_pos = p->hw_pos;
-}
 
 static int xsnd_trigger(struct xsnd_pcm *p, uint8_t type)
 {
@@ -540,7 +597,7 @@ static snd_pcm_sframes_t xsnd_send(struct xsnd_pcm *p, snd_pcm_uframes_t n)
         snd_pcm_uframes_t off = (snd_pcm_uframes_t)(p->submitted % p->buffer_frames);
         snd_pcm_uframes_t run = n - done < p->buffer_frames - off ? n - done : p->buffer_frames - off;
 
-        if ((rc = xsnd_submit_io(p, XENSND_OP_WRITE, p->submitted, run, 0)) < 0) {
+        if ((rc = xsnd_submit_io(p, XENSND_OP_WRITE, p->submitted, run, p->submitted + run)) < 0) {
             if (rc == -ETIMEDOUT || rc == -EIO)
                 xsnd_mark_dead(p, NULL);
             return done ? (snd_pcm_sframes_t)done : (p->dead ? -ENODEV : rc);
@@ -551,53 +608,68 @@ static snd_pcm_sframes_t xsnd_send(struct xsnd_pcm *p, snd_pcm_uframes_t n)
     return (snd_pcm_sframes_t)done;
 }
 
-/* snd_pcm_forward moved the application past frames it never wrote: they play as silence at
- * their positions (not as whatever the buffer held a buffer ago), so that later frames keep
- * theirs. */
-static int xsnd_send_skipped(struct xsnd_pcm *p, uint64_t upto)
+/* Silences the buffer over stream positions [from, to): frames snd_pcm_forward skipped play as
+ * silence at their positions (not as whatever the buffer held a buffer ago). */
+static void xsnd_silence(struct xsnd_pcm *p, uint64_t from, uint64_t to)
 {
     snd_pcm_channel_area_t *buf_areas = alloca(p->io.channels * sizeof(*buf_areas));
 
     xsnd_buffer_areas(p, buf_areas);
-    while (p->submitted < upto) {
-        snd_pcm_uframes_t off = (snd_pcm_uframes_t)(p->submitted % p->buffer_frames);
-        snd_pcm_uframes_t run = upto - p->submitted < p->buffer_frames - off ? (snd_pcm_uframes_t)(upto - p->submitted)
-                                                                             : p->buffer_frames - off;
-        snd_pcm_sframes_t sent;
+    while (from < to) {
+        snd_pcm_uframes_t off = (snd_pcm_uframes_t)(from % p->buffer_frames);
+        snd_pcm_uframes_t run = to - from < p->buffer_frames - off ? (snd_pcm_uframes_t)(to - from)
+                                                                   : p->buffer_frames - off;
 
         snd_pcm_areas_silence(buf_areas, off, p->io.channels, run, p->io.format);
-        if ((sent = xsnd_send(p, run)) < 0)
-            return (int)sent;
+        from += run;
     }
-    return 0;
 }
 
-/* Playback: copies the application's frames into the buffer at their stream positions and
- * hands them to the backend. Frames the backend already has (the application rewound over
- * them) cannot be taken back: their rewrite is dropped and every later frame keeps its
- * position. */
-static snd_pcm_sframes_t xsnd_write_frames(struct xsnd_pcm *p, const snd_pcm_channel_area_t *areas,
-                                           snd_pcm_uframes_t offset, snd_pcm_uframes_t size)
+/* Hands the backend the buffer's frames up to stream position `upto`, but never more than a
+ * buffer ahead of what it reported played: the interpolated pointer lets the application
+ * write up to the lead further, and those frames wait here until the backend has room
+ * (sndif: at most buffer_sz queued). Frames skipped by snd_pcm_forward are silenced first.
+ * A failure is kept for the application's next call. */
+static void xsnd_flush(struct xsnd_pcm *p, uint64_t upto)
+{
+    uint64_t room = p->be_pos + p->buffer_frames;
+    snd_pcm_sframes_t sent;
+
+    if (!p->playback || !p->opened || p->dead || p->io_error || p->be_paused)
+        return;
+    if (upto > room)
+        upto = room;
+    if (upto > p->filled) {
+        xsnd_silence(p, p->filled, upto);
+        p->filled = upto;
+    }
+    if (upto > p->submitted && (sent = xsnd_send(p, (snd_pcm_uframes_t)(upto - p->submitted))) < 0 && !p->dead)
+        p->io_error = (int)sent;
+}
+
+/* Playback: copies the application's frames into the buffer at their stream positions; frames
+ * the backend does not have yet can be rewritten any number of times (an honest rewind). The
+ * rewrite of frames the backend already has (the application rewound over them) cannot reach
+ * it: it is dropped, and every later frame keeps its position. */
+static void xsnd_write_frames(struct xsnd_pcm *p, const snd_pcm_channel_area_t *areas, snd_pcm_uframes_t offset,
+                              snd_pcm_uframes_t size)
 {
     snd_pcm_channel_area_t *buf_areas = alloca(p->io.channels * sizeof(*buf_areas));
-    uint64_t pos = xsnd_appl_cum(p);
+    uint64_t pos = xsnd_appl_cum(p), end = pos + size;
     snd_pcm_uframes_t skip = 0;
-    snd_pcm_sframes_t sent;
-    int rc;
 
-    if (pos > p->submitted && (rc = xsnd_send_skipped(p, pos)) < 0)
-        return rc;
+    if (pos > p->filled) /* forwarded over [filled, pos) */
+        xsnd_silence(p, p->filled, pos);
     if (pos < p->submitted)
         skip = p->submitted - pos < size ? (snd_pcm_uframes_t)(p->submitted - pos) : size;
-    if (skip == size)
-        return (snd_pcm_sframes_t)size;
-    xsnd_buffer_areas(p, buf_areas);
-    snd_pcm_areas_copy_wrap(buf_areas, (snd_pcm_uframes_t)(p->submitted % p->buffer_frames), p->buffer_frames,
-                            areas, offset + skip, offset + size, p->io.channels, size - skip, p->io.format);
-    sent = xsnd_send(p, size - skip);
-    if (sent < 0)
-        return skip ? (snd_pcm_sframes_t)skip : sent;
-    return (snd_pcm_sframes_t)(skip + (snd_pcm_uframes_t)sent);
+    if (skip < size) {
+        xsnd_buffer_areas(p, buf_areas);
+        snd_pcm_areas_copy_wrap(buf_areas, (snd_pcm_uframes_t)((pos + skip) % p->buffer_frames), p->buffer_frames,
+                                areas, offset + skip, offset + size, p->io.channels, size - skip, p->io.format);
+    }
+    /* What lies beyond `end` was rewound away: the application writes it anew. */
+    p->filled = end > p->submitted ? end : p->submitted;
+    xsnd_flush(p, end);
 }
 
 static snd_pcm_sframes_t xsnd_transfer(snd_pcm_ioplug_t *io, const snd_pcm_channel_area_t *areas,
@@ -605,7 +677,6 @@ static snd_pcm_sframes_t xsnd_transfer(snd_pcm_ioplug_t *io, const snd_pcm_chann
 {
     struct xsnd_pcm *p = io->private_data;
     snd_pcm_channel_area_t *buf_areas = alloca(io->channels * sizeof(*buf_areas));
-    snd_pcm_sframes_t done;
 
     xsnd_update(p);
     if (p->dead)
@@ -618,9 +689,11 @@ static snd_pcm_sframes_t xsnd_transfer(snd_pcm_ioplug_t *io, const snd_pcm_chann
                                 p->buffer_frames, io->channels, size, io->format);
         return (snd_pcm_sframes_t)size;
     }
-    done = xsnd_write_frames(p, areas, offset, size);
+    xsnd_write_frames(p, areas, offset, size);
     xsnd_set_wake(p, xsnd_ready(p));
-    return done;
+    if (p->dead)
+        return -ENODEV;
+    return (snd_pcm_sframes_t)size; /* in the buffer: a failed WRITE is reported by the next call */
 }
 
 /* Sends CLOSE and releases the buffer (the backend may still hold its pages: Xen allows it). */
@@ -691,7 +764,8 @@ static int xsnd_prepare(snd_pcm_ioplug_t *io)
         xsnd_mark_dead(p, NULL);
         return -ENODEV;
     }
-    p->submitted = p->hw_pos = p->be_pos = p->pos_base = p->last_pos_frames = p->requested = 0;
+    p->submitted = p->hw_pos = p->be_pos = p->acked = p->filled = p->pos_base = p->last_pos_frames = p->requested = 0;
+    p->clock_ref_ms = 0;
     p->nreads = 0;
     p->io_error = 0;
     p->last_progress_ms = 0;
@@ -816,7 +890,7 @@ static int xsnd_sw_params(snd_pcm_ioplug_t *io, snd_pcm_sw_params_t *params)
 static int xsnd_delay(snd_pcm_ioplug_t *io, snd_pcm_sframes_t *delayp)
 {
     struct xsnd_pcm *p = io->private_data;
-    uint64_t appl, played;
+    uint64_t appl, queued_to;
 
     xsnd_update(p);
     if (p->dead)
@@ -826,22 +900,10 @@ static int xsnd_delay(snd_pcm_ioplug_t *io, snd_pcm_sframes_t *delayp)
         *delayp = (snd_pcm_sframes_t)(p->be_pos - appl);
         return 0;
     }
-    /* Between position events (one per period) the delay moves with the clock, so that it
-     * is smooth for A/V sync; never beyond a period past the last event or what was written. */
-    played = p->hw_pos;
-    if (io->state == SND_PCM_STATE_RUNNING && p->clock_ref_ms) {
-        uint64_t est = p->clock_ref_pos + (uint64_t)(xring_now_ms() - p->clock_ref_ms) * io->rate / 1000;
-
-        if (est < p->hw_pos)
-            xsnd_clock_ref(p); /* the clock ran slow: the backend's position is the truth */
-        else
-            played = est;
-        if (played > p->hw_pos + p->event_period_frames)
-            played = p->hw_pos + p->event_period_frames;
-        if (played > p->submitted)
-            played = p->submitted;
-    }
-    *delayp = (snd_pcm_sframes_t)(appl - played);
+    /* hw_pos moves with the clock between events (xsnd_interpolate), so the delay is smooth
+     * for A/V sync. A frame written now plays after everything the backend already has. */
+    queued_to = appl > p->submitted ? appl : p->submitted;
+    *delayp = (snd_pcm_sframes_t)(queued_to > p->hw_pos ? queued_to - p->hw_pos : 0);
     return 0;
 }
 
@@ -855,15 +917,15 @@ static int xsnd_drain(snd_pcm_ioplug_t *io)
         return 0; /* capture: nothing to wait for (as bluez-alsa) */
     if (p->dead)
         return -ENODEV;
-    /* Frames the application skipped with snd_pcm_forward still have to play (as silence). */
-    if (xsnd_appl_cum(p) > p->submitted && (rc = xsnd_send_skipped(p, xsnd_appl_cum(p))) < 0)
-        return rc;
+    xsnd_flush(p, xsnd_appl_cum(p));
+    if (p->io_error)
+        return p->io_error;
     /* With a drain callback ioplug does not start a prepared stream: we must. */
     if (!p->be_running && p->submitted && (rc = xsnd_start(io)) < 0)
         return rc;
     if (io->nonblock) /* set at open from SND_PCM_NONBLOCK too: ioplug does not */
         return -EAGAIN;
-    deadline = xring_now_ms() + (long long)((p->submitted - p->hw_pos) * 1000 / io->rate) + p->timeout_ms;
+    deadline = xring_now_ms() + (long long)((p->submitted - p->be_pos) * 1000 / io->rate) + p->timeout_ms;
     for (;;) {
         xring_ack(p->ring);
         xsnd_update(p);
@@ -873,11 +935,11 @@ static int xsnd_drain(snd_pcm_ioplug_t *io)
             return 0;
         if (xring_now_ms() > deadline) {
             SNDERR("%s: backend did not play the last %llu frames in time", p->ring->label,
-                   (unsigned long long)(p->submitted - p->hw_pos));
+                   (unsigned long long)(p->submitted - p->be_pos));
             return -EIO;
         }
         /* A partial last period ends by the clock: look often then. */
-        xring_wait(p->ring, p->submitted - p->hw_pos < p->event_period_frames ? 5 : 100);
+        xring_wait(p->ring, p->submitted - p->be_pos < p->event_period_frames ? 5 : 100);
     }
 }
 

@@ -11,7 +11,12 @@
  *     the stream is 11 periods of stamps (rewritten frames the backend already had are dropped
  *     or rewritten in place, never shifted);
  *   3 forward: 2 periods, snd_pcm_forward of 1 period, 2 periods: stamps, a period of silence,
- *     stamps at positions 3..5 periods.
+ *     stamps at positions 3..5 periods;
+ *   4 smooth position: 1.5 s of playback sampled with snd_pcm_htimestamp and snd_pcm_delay
+ *     every few ms, as PipeWire's timer scheduling reads it: the position never goes back, the
+ *     delay is never negative, avail and delay agree, and no step is larger than the time since
+ *     the previous sample explains plus half a period (position events come once per period:
+ *     without interpolation every step would be a whole period).
  * Prints one PASS:/FAIL: line per case (a FAIL if fewer than all ran); exits 1 if any failed. */
 #include <alsa/asoundlib.h>
 #include <stdbool.h>
@@ -19,11 +24,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PP_RATE   48000
 #define PP_PERIOD 1024
 #define PP_BUFFER (16 * PP_PERIOD)
-#define PP_CASES  3
+#define PP_CASES  4
 
 static const char *pp_device;
 static int pp_failures, pp_ran;
@@ -172,6 +178,102 @@ static void pp_case_forward(void)
     snd_pcm_close(pcm);
 }
 
+static long long pp_ts_us(const snd_htimestamp_t *ts)
+{
+    return (long long)ts->tv_sec * 1000000 + ts->tv_nsec / 1000;
+}
+
+/* One reading of the position the way a timer-driven server takes it. */
+struct pp_sample {
+    long long us;
+    long long pos_avail, pos_delay; /* played frames, from avail and from delay */
+};
+
+static bool pp_sample(snd_pcm_t *pcm, uint32_t written, struct pp_sample *s, const char *name)
+{
+    snd_pcm_uframes_t avail;
+    snd_pcm_sframes_t delay;
+    snd_htimestamp_t ts;
+    int err;
+
+    if ((err = snd_pcm_htimestamp(pcm, &avail, &ts)) < 0 || (err = snd_pcm_delay(pcm, &delay)) < 0) {
+        pp_result(false, name, "htimestamp/delay: %s", snd_strerror(err));
+        return false;
+    }
+    s->us = pp_ts_us(&ts);
+    s->pos_avail = (long long)written - (long long)(PP_BUFFER - avail);
+    s->pos_delay = (long long)written - delay;
+    if (delay < 0 || avail > PP_BUFFER) {
+        pp_result(false, name, "delay %ld, avail %lu after %u frames", (long)delay, (unsigned long)avail, written);
+        return false;
+    }
+    return true;
+}
+
+static void pp_case_smooth(void)
+{
+    const char *name = "smooth position";
+    const uint32_t total = 3 * PP_RATE / 2;
+    snd_pcm_t *pcm = pp_open(4 * PP_PERIOD, name);
+    struct pp_sample prev = { 0 }, cur;
+    long long worst = 0, disagree = 0, ms;
+    uint32_t written = 0;
+    unsigned samples = 0;
+
+    if (!pcm)
+        return;
+    while (written < total) {
+        snd_pcm_sframes_t avail = snd_pcm_avail(pcm);
+
+        if (avail < 0) {
+            pp_result(false, name, "avail after %u frames: %s", written, snd_strerror((int)avail));
+            snd_pcm_close(pcm);
+            return;
+        }
+        if (avail >= PP_PERIOD) {
+            uint32_t n = total - written < PP_PERIOD ? total - written : PP_PERIOD;
+
+            if (!pp_write(pcm, written, n, name)) {
+                snd_pcm_close(pcm);
+                return;
+            }
+            written += n;
+        }
+        if (snd_pcm_state(pcm) == SND_PCM_STATE_RUNNING) {
+            if (!pp_sample(pcm, written, &cur, name)) {
+                snd_pcm_close(pcm);
+                return;
+            }
+            if (samples++) {
+                /* How far the position moved beyond what the elapsed time accounts for. */
+                long long explained = (cur.us - prev.us) * PP_RATE / 1000000 + 1;
+                long long step = cur.pos_avail - prev.pos_avail;
+
+                if (step < 0 || cur.pos_delay < prev.pos_delay) {
+                    pp_result(false, name, "position went back: %lld -> %lld (avail), %lld -> %lld (delay)",
+                              prev.pos_avail, cur.pos_avail, prev.pos_delay, cur.pos_delay);
+                    snd_pcm_close(pcm);
+                    return;
+                }
+                if (step - explained > worst)
+                    worst = step - explained;
+                if (getenv("PP_DEBUG") && step - explained > 100)
+                    fprintf(stderr, "sample %u: pos %lld -> %lld in %lld us (written %u)\n", samples, prev.pos_avail,
+                            cur.pos_avail, cur.us - prev.us, written);
+            }
+            if (llabs(cur.pos_avail - cur.pos_delay) > disagree)
+                disagree = llabs(cur.pos_avail - cur.pos_delay);
+            prev = cur;
+        }
+        usleep(3000);
+    }
+    if (pp_drain(pcm, name, &ms))
+        pp_result(worst <= PP_PERIOD / 2 && disagree <= PP_PERIOD / 8 && samples > 50, name,
+                  "%u samples: largest step beyond the elapsed time %lld frames (limit %d), avail and delay "
+                  "disagree by at most %lld frames", samples, worst, PP_PERIOD / 2, disagree);
+    snd_pcm_close(pcm);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -182,6 +284,7 @@ int main(int argc, char **argv)
     pp_case_drain();
     pp_case_rewind();
     pp_case_forward();
+    pp_case_smooth();
     if (pp_ran != PP_CASES)
         pp_result(false, "count", "%d of %d cases ran", pp_ran, PP_CASES);
     return pp_failures ? 1 : 0;

@@ -1,0 +1,26 @@
+# The control plugin (issue 9): ctl.xen / ctl.xen_raw, libasound_module_ctl_xen.so. It shows the
+# card's identity from xenstore and no elements (why: the comment at the top of ctl_xen.c).
+# Built as the PCM plugin is (-DPIC: alsa-lib's dlsym versioning; -z defs outside ASan). It reads
+# xenstore with xs_config.c, linked in: the PCM's .so need not be loaded. -Bsymbolic: when a process
+# loads both plugins, each calls its own copy of xs_config's functions.
+CTL_PLUGIN     = $(BUILD)/libasound_module_ctl_xen.so
+CTL_SRC        = ctl_xen.c xs_config.c
+CTL_XEN_LIBS   = $(shell pkg-config --libs xenstore 2>/dev/null || echo -lxenstore)
+all: $(CTL_PLUGIN)
+install: $(CTL_PLUGIN)
+$(CTL_PLUGIN): $(CTL_SRC) xs_config.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -fPIC -DPIC -shared -o $@ $(CTL_SRC) \
+	    $(LDFLAGS_COMMON) $(PLUGIN_LDFLAGS) -Wl,-Bsymbolic $(ALSA_LIBS) $(CTL_XEN_LIBS)
+
+# Applications on top of the plugin (issue 9): JACK and mpv in the simulated guest, and the ctl.
+# jack-tone (a JACK client playing known frames) needs libjack's headers; without them `make` still
+# builds everything else and test-jack says what is missing.
+DEB_PACKAGES += jackd2 libjack-jackd2-dev mpv
+ifneq ($(shell pkg-config --exists jack && echo yes),)
+all: $(BUILD)/jack-tone
+endif
+$(BUILD)/jack-tone: test/apps/jack-tone.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(shell pkg-config --cflags jack) -o $@ $< $(LDFLAGS_COMMON) $(shell pkg-config --libs jack)
+CHECK_TESTS += test/apps/test-ctl

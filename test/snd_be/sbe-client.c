@@ -4,8 +4,12 @@
  * (its events).
  *
  *   sbe-client drain NAME DEVICE FORMAT RATE CHANNELS PERIOD BUFFER FILE RECORD
- *       writes FILE (not a whole number of periods), snd_pcm_drain(); the moment drain returns,
- *       RECORD.raw must hold every frame of FILE, byte for byte, and nothing else.
+ *       writes FILE (not a whole number of periods), snd_pcm_drain(). The card's log must say
+ *       that its clock passed FILE's last frame (its "xrun F T" or "drained F T" line: F frames
+ *       played by time T) no later than the moment drain returned, with F = all of FILE, and
+ *       RECORD.raw must be FILE, byte for byte. (The card appends to its record when snd_be asks
+ *       for the position, once per period, so the record's size at the moment drain returns
+ *       says less than the log's time; both clocks are the same CLOCK_MONOTONIC.)
  *   sbe-client pause NAME DEVICE FORMAT RATE CHANNELS PERIOD BUFFER FILE RECORD
  *       writes half of FILE, snd_pcm_pause(1); once the device logged its pause at frame F,
  *       nothing more may play for SBC_PAUSE_MS; snd_pcm_pause(0), the rest, drain: RECORD.raw
@@ -104,8 +108,17 @@ static const char *sbc_compare(const char *record, const char *data, size_t len)
     return why;
 }
 
-/* The frame of the device's last "EVENT F" log line, waiting for it (bounded); -1 if none. */
-static long long sbc_log_event(const char *record, const char *event)
+static unsigned long long sbc_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+}
+
+/* The device's last "EVENT F T" log line for one of EVENTS ("xrun|drained"), waiting for one
+ * (bounded): its frame count (-1 if none) and time. */
+static long long sbc_log_event(const char *record, const char *events, unsigned long long *when)
 {
     char path[4096];
     long long frame = -1;
@@ -116,10 +129,19 @@ static long long sbc_log_event(const char *record, const char *event)
         char *log = sbc_slurp(path, &len), *line, *save = NULL;
 
         for (line = log ? strtok_r(log, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
-            size_t n = strlen(event);
+            char event[32];
+            long long f;
+            unsigned long long t;
 
-            if (!strncmp(line, event, n) && line[n] == ' ')
-                frame = atoll(line + n + 1);
+            if (sscanf(line, "%31s %lld %llu", event, &f, &t) != 3)
+                continue;
+            for (const char *e = events; *e; e += strcspn(e, "|"), e += *e == '|') {
+                if (strlen(event) == strcspn(e, "|") && !strncmp(event, e, strlen(event))) {
+                    frame = f;
+                    if (when)
+                        *when = t;
+                }
+            }
         }
         free(log);
         if (frame < 0)
@@ -175,6 +197,8 @@ static bool sbc_write(const struct sbc_args *a, snd_pcm_t *pcm, const char *data
 static void sbc_drain_case(const struct sbc_args *a, const char *data, size_t len)
 {
     snd_pcm_t *pcm = sbc_open(a);
+    unsigned long long returned, played_by = 0;
+    long long played;
     size_t frames;
     const char *diff;
     int err;
@@ -186,14 +210,23 @@ static void sbc_drain_case(const struct sbc_args *a, const char *data, size_t le
         sbc_result(false, a->name, "the file is %zu frames, a whole number of %lu-frame periods", frames, a->period);
     } else if (sbc_write(a, pcm, data, 0, frames)) {
         err = snd_pcm_drain(pcm);
-        diff = sbc_compare(a->record, data, len); /* at once: drain says it has all played */
+        returned = sbc_now_ns();
+        played = sbc_log_event(a->record, "xrun|drained", &played_by);
+        diff = sbc_compare(a->record, data, len);
         if (err < 0)
             sbc_result(false, a->name, "snd_pcm_drain: %s", snd_strerror(err));
+        else if (played < 0)
+            sbc_result(false, a->name, "the card logged no end of its stream within %d ms of drain", SBC_LOG_WAIT_MS);
+        else if (played != (long long)frames)
+            sbc_result(false, a->name, "the card ran out after %lld frames of %zu", played, frames);
+        else if (played_by > returned)
+            sbc_result(false, a->name, "drain returned %.1f ms before the card had played the last frame",
+                       (double)(played_by - returned) / 1e6);
         else if (*diff)
-            sbc_result(false, a->name, "when drain returned: %s", diff);
+            sbc_result(false, a->name, "%s", diff);
         else
-            sbc_result(true, a->name, "%zu frames (%.2f periods of %lu): when drain returned, the device had played every frame, bit-exact",
-                       frames, (double)frames / (double)a->period, a->period);
+            sbc_result(true, a->name, "%zu frames (%.2f periods of %lu): drain returned %.1f ms after the card played the last one; bit-exact",
+                       frames, (double)frames / (double)a->period, a->period, (double)(returned - played_by) / 1e6);
     }
     snd_pcm_close(pcm);
 }
@@ -232,7 +265,7 @@ static void sbc_pause_case(const struct sbc_args *a, const char *data, size_t le
         sbc_result(false, name, "snd_pcm_pause(1): %s", snd_strerror(err));
         goto out;
     }
-    paused_at = sbc_log_event(a->record, "pause");
+    paused_at = sbc_log_event(a->record, "pause", NULL);
     sbc_sleep_ms(SBC_PAUSE_MS);
     held = sbc_size(path);
     if (snd_pcm_state(pcm) != SND_PCM_STATE_PAUSED)
@@ -253,7 +286,7 @@ static void sbc_pause_case(const struct sbc_args *a, const char *data, size_t le
     if (!sbc_write(a, pcm, data, half, frames))
         goto out;
     err = snd_pcm_drain(pcm);
-    resumed_at = sbc_log_event(a->record, "resume");
+    resumed_at = sbc_log_event(a->record, "resume", NULL);
     diff = sbc_compare(a->record, data, len);
     snprintf(name, sizeof(name), "%s: bit-exact across the pause", a->name);
     if (err < 0)

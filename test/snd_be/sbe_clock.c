@@ -15,9 +15,13 @@
  * - Capture: the frames the pointer passes are produced from SOURCE (raw bytes in the stream's
  *   format, from its first byte at each open, looping at its end) and recorded the same way.
  *   Not reading in time is an overrun (XRUN).
- * - RECORD_DIR/NAME.N.log has one line per event with the frame count of that open:
- *   "open FORMAT RATE CHANNELS period P buffer B", "start F", "pause F", "resume F", "stop F",
- *   "xrun F", "drained F": a test can see what snd_be asked of the card and when.
+ * - RECORD_DIR/NAME.N.log has one line per event: "open FORMAT RATE CHANNELS period P buffer B",
+ *   then "EVENT F T" for start, pause, resume, stop, xrun and drained, F the frames played (or
+ *   captured) since open and T the CLOCK_MONOTONIC time in ns of the event; for xrun and drained
+ *   T is when the clock passed the last frame, whenever the device noticed. The record is only
+ *   appended when someone asks for the position (snd_be does once per period) or at those
+ *   events, so a test learns "everything has played by time T" from the log, not from the
+ *   record's size at some moment.
  * - The poll descriptor is a timerfd ticking once per period while running: the "interrupt".
  * ioplug cannot fill audio timestamps; test/snd_be/sbe_htstamp.c does that for snd_be. */
 #include <alsa/asoundlib.h>
@@ -83,6 +87,12 @@ static void sbe_log(struct sbe_dev *d, const char *fmt, ...)
     line[n++] = '\n';
     if (write(d->log_fd, line, (size_t)n) != n)
         SNDERR("sbe_clock: cannot write the event log: %s", strerror(errno));
+}
+
+/* When the clock passes frame N (rounded up: the first ns at which sbe_clock_frames() >= N). */
+static uint64_t sbe_frame_time(const struct sbe_dev *d, uint64_t n)
+{
+    return d->t0_ns + (n * SBE_NS + d->io.rate - 1) / d->io.rate;
 }
 
 /* The stream's position in frames by the clock (where the hardware pointer would be now). */
@@ -192,7 +202,7 @@ static bool sbe_update(struct sbe_dev *d)
         sbe_advance(d, appl + d->io.buffer_size);
     }
     d->xrun = true;
-    sbe_log(d, "xrun %llu", (unsigned long long)d->total);
+    sbe_log(d, "xrun %llu %llu", (unsigned long long)d->total, (unsigned long long)sbe_frame_time(d, d->done));
     return false;
 }
 
@@ -277,7 +287,7 @@ static int sbe_start(snd_pcm_ioplug_t *io)
         d->running = true;
         d->paused = d->xrun = false;
         d->t0_ns = sbe_now_ns() - d->done * SBE_NS / io->rate;
-        sbe_log(d, "start %llu", (unsigned long long)d->total);
+        sbe_log(d, "start %llu %llu", (unsigned long long)d->total, (unsigned long long)sbe_now_ns());
         sbe_arm(d);
     }
     pthread_mutex_unlock(&d->lock);
@@ -291,7 +301,7 @@ static int sbe_stop(snd_pcm_ioplug_t *io)
     pthread_mutex_lock(&d->lock); /* see struct sbe_dev */
     if (d->running) {
         sbe_update(d); /* what played until now did play */
-        sbe_log(d, "stop %llu", (unsigned long long)d->total);
+        sbe_log(d, "stop %llu %llu", (unsigned long long)d->total, (unsigned long long)sbe_now_ns());
     }
     d->running = d->paused = false;
     sbe_arm(d);
@@ -324,11 +334,13 @@ static int sbe_pause(snd_pcm_ioplug_t *io, int enable)
     if (enable && !d->paused) {
         d->paused_ns = sbe_now_ns();
         d->paused = true;
-        sbe_log(d, "pause %llu", (unsigned long long)d->total);
+        sbe_log(d, "pause %llu %llu", (unsigned long long)d->total, (unsigned long long)d->paused_ns);
     } else if (!enable && d->paused) {
-        d->t0_ns += sbe_now_ns() - d->paused_ns;
+        uint64_t now = sbe_now_ns();
+
+        d->t0_ns += now - d->paused_ns;
         d->paused = false;
-        sbe_log(d, "resume %llu", (unsigned long long)d->total);
+        sbe_log(d, "resume %llu %llu", (unsigned long long)d->total, (unsigned long long)now);
     }
     sbe_arm(d);
     pthread_mutex_unlock(&d->lock);
@@ -381,7 +393,8 @@ static int sbe_drain(snd_pcm_ioplug_t *io)
         pthread_mutex_lock(&d->lock);
     }
     if (d->running)
-        sbe_log(d, "drained %llu", (unsigned long long)d->total);
+        sbe_log(d, "drained %llu %llu", (unsigned long long)d->total,
+                (unsigned long long)sbe_frame_time(d, d->done));
     pthread_mutex_unlock(&d->lock);
     return 0;
 }

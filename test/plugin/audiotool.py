@@ -8,6 +8,7 @@
                                           then the 3 significant bytes of each sample are compared)
   audiotool wav FMT RATE CH IN_RAW OUT    wraps IN_RAW in a WAV header (float formats: tag 3) unchanged
   audiotool find IN_RAW WAV               exit 0 iff IN_RAW's bytes appear contiguously in WAV's data
+  audiotool stampgen OUT FRAMES [FROM TO] writes what `stamps` expects, raw (for checks without python)
   audiotool stamps WAV FRAMES [FROM TO]   exit 0 iff WAV (S16_LE stereo) holds exactly FRAMES frames, frame k
                                           stamped with its position k (pcm-positions.c), frames FROM..TO-1 silent
 FMT is an aplay -f name: U8 S16_LE S24_LE S32_LE FLOAT_LE ...
@@ -98,6 +99,15 @@ def find(raw_path, wav_path):
     return 0
 
 
+def stamp(k, silent_from=0, silent_to=0):
+    return (0, 0) if silent_from <= k < silent_to else (k & 0xffff, 0x4000 | (k >> 16 & 0x3fff))
+
+
+def stampgen(out, frames, silent_from=0, silent_to=0):
+    with open(out, "wb") as f:
+        f.write(b"".join(struct.pack("<HH", *stamp(k, silent_from, silent_to)) for k in range(frames)))
+
+
 def stamps(wav_path, frames, silent_from=0, silent_to=0):
     _, data = wav_data(wav_path)
     if len(data) != frames * 4:
@@ -105,7 +115,7 @@ def stamps(wav_path, frames, silent_from=0, silent_to=0):
         return 1
     for k in range(frames):
         left, right = struct.unpack_from("<HH", data, 4 * k)
-        want = (0, 0) if silent_from <= k < silent_to else (k & 0xffff, 0x4000 | (k >> 16 & 0x3fff))
+        want = stamp(k, silent_from, silent_to)
         if (left, right) != want:
             got = (right & 0x3fff) << 16 | left if right & 0x4000 else None
             print(f"audiotool: {wav_path}: frame {k} holds {'silence' if (left, right) == (0, 0) else got}, "
@@ -124,6 +134,8 @@ if __name__ == "__main__":
         wav(a[1], int(a[2]), int(a[3]), a[4], a[5])
     elif a[:1] == ["find"] and len(a) == 3:
         sys.exit(find(a[1], a[2]))
+    elif a[:1] == ["stampgen"] and len(a) in (3, 5):
+        stampgen(a[1], *map(int, a[2:]))
     elif a[:1] == ["stamps"] and len(a) in (3, 5):
         sys.exit(stamps(a[1], *map(int, a[2:])))
     else:

@@ -16,7 +16,9 @@
  *     every few ms, as PipeWire's timer scheduling reads it: the position never goes back, the
  *     delay is never negative, avail and delay agree, and no step is larger than the time since
  *     the previous sample explains plus half a period (position events come once per period:
- *     without interpolation every step would be a whole period).
+ *     without interpolation every step would be a whole period);
+ *   5 pause: 8 periods, snd_pcm_pause(1) for 300 ms (avail and delay frozen), snd_pcm_pause(0), 8
+ *     more, drain: the stream is 16 periods of stamps, nothing lost or repeated across the pause.
  * Prints one PASS:/FAIL: line per case (a FAIL if fewer than all ran); exits 1 if any failed. */
 #include <alsa/asoundlib.h>
 #include <stdbool.h>
@@ -29,7 +31,7 @@
 #define PP_RATE   48000
 #define PP_PERIOD 1024
 #define PP_BUFFER (16 * PP_PERIOD)
-#define PP_CASES  4
+#define PP_CASES  5
 
 static const char *pp_device;
 static int pp_failures, pp_ran;
@@ -274,6 +276,43 @@ static void pp_case_smooth(void)
     snd_pcm_close(pcm);
 }
 
+static void pp_case_pause(void)
+{
+    const char *name = "pause of 300 ms after 8 periods, then 8 more";
+    snd_pcm_t *pcm = pp_open(1, name);
+    snd_pcm_sframes_t avail0, avail1, delay0 = 0, delay1 = 0;
+    long long ms;
+    int err;
+
+    if (!pcm)
+        return;
+    if (!pp_write(pcm, 0, 8 * PP_PERIOD, name))
+        goto out;
+    if ((err = snd_pcm_pause(pcm, 1)) < 0) {
+        pp_result(false, name, "snd_pcm_pause(1): %s", snd_strerror(err));
+        goto out;
+    }
+    avail0 = snd_pcm_avail(pcm);
+    snd_pcm_delay(pcm, &delay0);
+    usleep(300000);
+    avail1 = snd_pcm_avail(pcm);
+    snd_pcm_delay(pcm, &delay1);
+    if ((err = snd_pcm_pause(pcm, 0)) < 0) {
+        pp_result(false, name, "snd_pcm_pause(0): %s", snd_strerror(err));
+        goto out;
+    }
+    if (avail0 != avail1 || delay0 != delay1) {
+        pp_result(false, name, "while paused avail %ld -> %ld, delay %ld -> %ld (frozen expected)", (long)avail0,
+                  (long)avail1, (long)delay0, (long)delay1);
+        goto out;
+    }
+    if (pp_write(pcm, 8 * PP_PERIOD, 8 * PP_PERIOD, name) && pp_drain(pcm, name, &ms))
+        pp_result(true, name, "avail %ld and delay %ld frozen while paused, drained in %lld ms", (long)avail0,
+                  (long)delay0, ms);
+out:
+    snd_pcm_close(pcm);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -285,6 +324,7 @@ int main(int argc, char **argv)
     pp_case_rewind();
     pp_case_forward();
     pp_case_smooth();
+    pp_case_pause();
     if (pp_ran != PP_CASES)
         pp_result(false, "count", "%d of %d cases ran", pp_ran, PP_CASES);
     return pp_failures ? 1 : 0;

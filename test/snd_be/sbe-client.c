@@ -5,15 +5,16 @@
  *
  *   sbe-client drain NAME DEVICE FORMAT RATE CHANNELS PERIOD BUFFER FILE RECORD
  *       writes FILE (not a whole number of periods), snd_pcm_drain(). The card's log must say
- *       that its clock passed FILE's last frame (its "xrun F T" or "drained F T" line: F frames
- *       played by time T) no later than the moment drain returned, with F = all of FILE, and
+ *       that its clock passed FILE's last frame (its first "xrun F T", "drained F T" or
+ *       "stop F T" line: F frames played by time T) no later than the moment drain returned,
+ *       with F = all of FILE, and
  *       RECORD.raw must be FILE, byte for byte. (The card appends to its record when snd_be asks
  *       for the position, once per period, so the record's size at the moment drain returns
  *       says less than the log's time; both clocks are the same CLOCK_MONOTONIC.)
  *   sbe-client pause NAME DEVICE FORMAT RATE CHANNELS PERIOD BUFFER FILE RECORD
  *       writes half of FILE, snd_pcm_pause(1); once the device logged its pause at frame F,
- *       nothing more may play for SBC_PAUSE_MS; snd_pcm_pause(0), the rest, drain: RECORD.raw
- *       must be FILE exactly.
+ *       nothing more may play for SBC_PAUSE_MS; snd_pcm_pause(0), the rest, drain: the card
+ *       must have run dry only at the end, and RECORD.raw must be FILE exactly.
  * PERIOD and BUFFER are in frames. Prints one PASS:/FAIL: line per case ("NAME: ..."); exits 1
  * if any failed. Every wait is bounded. */
 #include <alsa/asoundlib.h>
@@ -116,7 +117,7 @@ static unsigned long long sbc_now_ns(void)
     return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
 }
 
-/* The device's last "EVENT F T" log line for one of EVENTS ("xrun|drained"), waiting for one
+/* The device's first "EVENT F T" log line for one of EVENTS ("xrun|drained"), waiting for one
  * (bounded): its frame count (-1 if none) and time. */
 static long long sbc_log_event(const char *record, const char *events, unsigned long long *when)
 {
@@ -128,7 +129,7 @@ static long long sbc_log_event(const char *record, const char *events, unsigned 
         size_t len;
         char *log = sbc_slurp(path, &len), *line, *save = NULL;
 
-        for (line = log ? strtok_r(log, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
+        for (line = log ? strtok_r(log, "\n", &save) : NULL; line && frame < 0; line = strtok_r(NULL, "\n", &save)) {
             char event[32];
             long long f;
             unsigned long long t;
@@ -211,14 +212,14 @@ static void sbc_drain_case(const struct sbc_args *a, const char *data, size_t le
     } else if (sbc_write(a, pcm, data, 0, frames)) {
         err = snd_pcm_drain(pcm);
         returned = sbc_now_ns();
-        played = sbc_log_event(a->record, "xrun|drained", &played_by);
+        played = sbc_log_event(a->record, "xrun|drained|stop", &played_by);
         diff = sbc_compare(a->record, data, len);
         if (err < 0)
             sbc_result(false, a->name, "snd_pcm_drain: %s", snd_strerror(err));
         else if (played < 0)
             sbc_result(false, a->name, "the card logged no end of its stream within %d ms of drain", SBC_LOG_WAIT_MS);
         else if (played != (long long)frames)
-            sbc_result(false, a->name, "the card ran out after %lld frames of %zu", played, frames);
+            sbc_result(false, a->name, "the card stopped or ran out after %lld frames of %zu", played, frames);
         else if (played_by > returned)
             sbc_result(false, a->name, "drain returned %.1f ms before the card had played the last frame",
                        (double)(played_by - returned) / 1e6);
@@ -243,7 +244,7 @@ static void sbc_pause_case(const struct sbc_args *a, const char *data, size_t le
 {
     snd_pcm_t *pcm = sbc_open(a);
     size_t fb, frames, half;
-    long long paused_at, resumed_at, held;
+    long long paused_at, resumed_at, ended_at, held;
     char path[4096], name[256];
     const char *diff;
     int err;
@@ -287,10 +288,14 @@ static void sbc_pause_case(const struct sbc_args *a, const char *data, size_t le
         goto out;
     err = snd_pcm_drain(pcm);
     resumed_at = sbc_log_event(a->record, "resume", NULL);
+    ended_at = sbc_log_event(a->record, "xrun|drained|stop", NULL);
     diff = sbc_compare(a->record, data, len);
     snprintf(name, sizeof(name), "%s: bit-exact across the pause", a->name);
     if (err < 0)
         sbc_result(false, name, "snd_pcm_drain: %s", snd_strerror(err));
+    else if (ended_at != (long long)frames)
+        sbc_result(false, name, "the card ran dry or stopped at frame %lld of %zu (not fed without a gap)", ended_at,
+                   frames);
     else if (resumed_at != paused_at)
         sbc_result(false, name, "the device resumed at frame %lld, paused at %lld", resumed_at, paused_at);
     else if (*diff)

@@ -330,10 +330,11 @@ static int sbe_pause(snd_pcm_ioplug_t *io, int enable)
     struct sbe_dev *d = io->private_data;
 
     pthread_mutex_lock(&d->lock); /* see struct sbe_dev */
-    sbe_update(d);
     if (enable && !d->paused) {
+        /* The clock stops at one instant: what played up to it is what sbe_update records. */
         d->paused_ns = sbe_now_ns();
         d->paused = true;
+        sbe_update(d);
         sbe_log(d, "pause %llu %llu", (unsigned long long)d->total, (unsigned long long)d->paused_ns);
     } else if (!enable && d->paused) {
         uint64_t now = sbe_now_ns();

@@ -22,6 +22,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <alsa/asoundlib.h>
@@ -217,8 +218,8 @@ struct xsnd_pcm {
     struct xsnd_read reads[XRING_SLOTS];
     unsigned nreads;               /* READs in flight, oldest first */
     long long last_progress_ms;    /* last CUR_POS or START: the watchdog's reference */
-    long long clock_ref_ms;        /* interpolation: the stream played clock_ref_pos */
-    uint64_t clock_ref_pos;        /* ... at clock_ref_ms, as far as we know */
+    long long clock_ref_us;        /* interpolation: the stream played clock_ref_pos */
+    uint64_t clock_ref_pos;        /* ... at clock_ref_us, as far as we know */
     int io_error;                  /* a failed WRITE/READ/TRIGGER, reported on the next call */
     bool dead;
 };
@@ -315,16 +316,25 @@ static uint64_t xsnd_appl_cum(const struct xsnd_pcm *p)
  * position may be up to a tick past the last one: the line may lead it by XSND_LEAD_PERIODS. */
 #define XSND_LEAD_PERIODS 2
 
+/* CLOCK_MONOTONIC in microseconds: a frame at 48 kHz is 21 us, a millisecond 48 frames. */
+static long long xsnd_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* The stream played hw_pos frames now: the origin of the interpolation. */
 static void xsnd_clock_ref(struct xsnd_pcm *p)
 {
-    p->clock_ref_ms = xring_now_ms();
+    p->clock_ref_us = xsnd_now_us();
     p->clock_ref_pos = p->hw_pos;
 }
 
 static uint64_t xsnd_clock_line(const struct xsnd_pcm *p)
 {
-    return p->clock_ref_pos + (uint64_t)(xring_now_ms() - p->clock_ref_ms) * p->io.rate / 1000;
+    return p->clock_ref_pos + (uint64_t)(xsnd_now_us() - p->clock_ref_us) * p->io.rate / 1000000;
 }
 
 /* A position event at `pos`: re-anchor when the line strays from it. */
@@ -333,7 +343,7 @@ static void xsnd_clock_follow(struct xsnd_pcm *p, uint64_t pos)
     uint64_t line = xsnd_clock_line(p);
 
     if (line < pos || line > pos + XSND_LEAD_PERIODS * p->event_period_frames) {
-        p->clock_ref_ms = xring_now_ms();
+        p->clock_ref_us = xsnd_now_us();
         p->clock_ref_pos = pos;
     }
 }
@@ -345,7 +355,7 @@ static void xsnd_interpolate(struct xsnd_pcm *p)
 {
     uint64_t est, cap = p->be_pos + XSND_LEAD_PERIODS * p->event_period_frames;
 
-    if (!p->playback || !p->be_running || p->be_paused || !p->clock_ref_ms)
+    if (!p->playback || !p->be_running || p->be_paused || !p->clock_ref_us)
         return;
     if (cap > p->acked)
         cap = p->acked;
@@ -765,7 +775,7 @@ static int xsnd_prepare(snd_pcm_ioplug_t *io)
         return -ENODEV;
     }
     p->submitted = p->hw_pos = p->be_pos = p->acked = p->filled = p->pos_base = p->last_pos_frames = p->requested = 0;
-    p->clock_ref_ms = 0;
+    p->clock_ref_us = 0;
     p->nreads = 0;
     p->io_error = 0;
     p->last_progress_ms = 0;

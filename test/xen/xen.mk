@@ -6,7 +6,8 @@ XEN_TEST_PACKAGES = qemu-system-x86 xen-hypervisor-4.17-amd64 xen-utils-4.17 lin
                     busybox-static cpio kmod alsa-utils sox
 # What the images are assembled from (besides Debian's packages).
 XEN_TEST_BINS = $(BUILD)/test-xen/bin/wav-data $(BUILD)/sndback $(PLUGIN) \
-                $(BUILD)/xensim-tests/xs-txn $(BUILD)/xensim-tests/evtchn-peer $(BUILD)/xensim-tests/gnt-peer
+                $(BUILD)/xensim-tests/xs-txn $(BUILD)/xensim-tests/evtchn-peer $(BUILD)/xensim-tests/gnt-peer \
+                $(BUILD)/pcm-positions $(SBE_BIN) $(SBE_CLOCK) $(SBE_HTSTAMP)
 
 # wav-data is also built by `make all` and checked by `make check` (both builds).
 XEN_TESTS = $(XT_SRC)/test-wav-data

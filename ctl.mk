@@ -23,4 +23,4 @@ endif
 $(BUILD)/jack-tone: test/apps/jack-tone.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(shell pkg-config --cflags jack) -o $@ $< $(LDFLAGS_COMMON) $(shell pkg-config --libs jack)
-CHECK_TESTS += test/apps/test-ctl
+CHECK_TESTS += test/apps/test-ctl test/apps/test-jack test/apps/test-mpv

@@ -473,8 +473,8 @@ static void xsnd_update(struct xsnd_pcm *p)
 
 /* Has the backend played everything it was given? Yes once it reported so; and also when the
  * rest is shorter than an event period, for which sndif promises no event (snd_be sends none
- * when its queue runs out mid-period), once the rest has had time to play since the last
- * position report, by our clock, with a margin for the backend's. */
+ * until a timer tick after its device ran dry), once the rest has had time to play since the
+ * last position report, by our clock, with a margin for the backend's. */
 static bool xsnd_played_all(const struct xsnd_pcm *p)
 {
     uint64_t rest = p->submitted - p->be_pos;

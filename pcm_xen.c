@@ -349,16 +349,20 @@ static void xsnd_clock_follow(struct xsnd_pcm *p, uint64_t pos)
 }
 
 /* Moves hw_pos along the line: never back, never more than the lead past what the backend
- * reported (a stalled backend stops the pointer), and only over frames the backend has taken
- * (their WRITE was answered), so that the application never overwrites data it may still read. */
+ * reported (a stalled backend stops the pointer), only over frames the backend has taken
+ * (their WRITE was answered), so that the application never overwrites data it may still read,
+ * and never past the application (after a rewind: avail stays within the buffer). */
 static void xsnd_interpolate(struct xsnd_pcm *p)
 {
-    uint64_t est, cap = p->be_pos + XSND_LEAD_PERIODS * p->event_period_frames;
+    uint64_t est, cap = p->be_pos + XSND_LEAD_PERIODS * p->event_period_frames, appl;
 
     if (!p->playback || !p->be_running || p->be_paused || !p->clock_ref_us)
         return;
+    appl = xsnd_appl_cum(p);
     if (cap > p->acked)
         cap = p->acked;
+    if (cap > appl)
+        cap = appl;
     est = xsnd_clock_line(p);
     if (est > cap)
         est = cap;

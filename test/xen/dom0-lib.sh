@@ -62,13 +62,31 @@ xt_sndback_start() {
 
 xt_sndback_pid() { cat /run/sndback.pid 2>/dev/null; }
 
-# xt_sndback_kill [SIGNAL]: kills our sndback and waits (bounded) until it is gone.
-xt_sndback_kill() {
+# xt_kill_pidfile PIDFILE NAME [SIGNAL]: kills the process of PIDFILE and waits (bounded) until it is gone.
+xt_kill_pidfile() {
     local pid
-    pid=$(xt_sndback_pid) || return 0
-    kill "-${1:-KILL}" "$pid" 2>/dev/null
-    xt_wait 10 "sndback (pid $pid) to exit" sh -c "! kill -0 $pid"
-    rm -f /run/sndback.pid
+    pid=$(cat "$1" 2>/dev/null) || return 0
+    kill "-${3:-KILL}" "$pid" 2>/dev/null
+    xt_wait 10 "$2 (pid $pid) to exit" sh -c "! kill -0 $pid"
+    rm -f "$1"
+}
+
+# xt_sndback_kill [SIGNAL]: kills our sndback and waits (bounded) until it is gone.
+xt_sndback_kill() { xt_kill_pidfile /run/sndback.pid sndback "$@"; }
+
+# xt_backend_takes_card NAME START-CMD...: runs START-CMD (which starts a backend) and requires the new
+# backend to take the test domU's card over: it writes the backend state, seen by a watch set before
+# it started (the registration event, then its write). The states alone would not do: a killed
+# backend leaves them as they were.
+xt_backend_takes_card() {
+    local name=$1 be
+    shift
+    be=/local/domain/0/backend/vsnd/$(xt_domu_id)/0/state
+    rm -f /run/xt-be.watch
+    timeout 60 xenstore-watch -n 2 "$be" >/run/xt-be.watch 2>&1 &
+    xt_wait 10 "the watch on $be" test -s /run/xt-be.watch || return 1
+    "$@" || return 1
+    xt_wait 30 "the new $name to write $be" sh -c '[ "$(wc -l </run/xt-be.watch)" -ge 2 ]'
 }
 
 # --- the test domU -----------------------------------------------------------------------------------

@@ -21,18 +21,9 @@ srs_kill() {
     srs_domu_alive
 }
 
-# srs_restart [ARGS...]: starts sndback and requires it to take the card over: it writes the backend
-# state (seen by a watch set before it started: the registration event, then its write) and both ends
-# end Connected. The states alone would not do: a killed sndback leaves them at Connected.
+# srs_restart [ARGS...]: starts sndback, which must take the card over; both ends end Connected.
 srs_restart() {
-    local be
-    be=/local/domain/0/backend/vsnd/$(xt_domu_id)/0/state
-    rm -f /run/srs.watch
-    timeout 60 xenstore-watch -n 2 "$be" >/run/srs.watch 2>&1 &
-    xt_wait 10 "the watch on $be" test -s /run/srs.watch || return 1
-    xt_sndback_start "$@" || return 1
-    xt_wait 30 "the new sndback to write $be" sh -c '[ "$(wc -l </run/srs.watch)" -ge 2 ]' || return 1
-    xt_wait_connected 30
+    xt_backend_takes_card sndback xt_sndback_start "$@" && xt_wait_connected 30
 }
 
 srs_reload_and_play() {

@@ -98,13 +98,7 @@ RC
 }
 
 # sbe_kill [SIGNAL]: stops snd_be and waits (bounded) until it is gone.
-sbe_kill() {
-    local pid
-    pid=$(sbe_pid) || return 0
-    kill "-${1:-KILL}" "$pid" 2>/dev/null
-    xt_wait 10 "snd_be (pid $pid) to exit" sh -c "! kill -0 $pid"
-    rm -f /run/snd_be.pid
-}
+sbe_kill() { xt_kill_pidfile /run/snd_be.pid snd_be "$@"; }
 
 # sbe_setup: sndback and the default domU make way for snd_be and a domU with snd_be's card; the
 # udev rule's effect on the domU's devices (case 4).
@@ -240,16 +234,10 @@ sbe_kill_mid_stream() {
         { echo "no message from the plugin naming the backend: $(echo "$out" | tail -n 2 | tr '\n' ' ')" >&2; return 1; }
 }
 
-# sbe_restart: a new snd_be must take the card: it writes the backend state (seen by a watch set before).
+# sbe_restart: a new snd_be must take the card over, then wait for a frontend (InitWait).
+sbe_initwait() { [ "$(xt_be_state)" = 2 ]; }
 sbe_restart() {
-    local be
-    be=/local/domain/0/backend/vsnd/$(xt_domu_id)/0/state
-    rm -f /run/sbe.watch
-    timeout 60 xenstore-watch -n 2 "$be" >/run/sbe.watch 2>&1 &
-    xt_wait 10 "the watch on $be" test -s /run/sbe.watch || return 1
-    sbe_start || return 1
-    xt_wait 30 "the new snd_be to write $be" sh -c '[ "$(wc -l </run/sbe.watch)" -ge 2 ]' || return 1
-    xt_wait 30 "backend InitWait" sh -c "[ \"\$(timeout 5 xenstore-read $be)\" = 2 ]"
+    xt_backend_takes_card snd_be sbe_start && xt_wait 30 "snd_be in InitWait" sbe_initwait
 }
 
 # sbe_play_one MEDIA DEVICE [user]: one aplay in the domU (as SBE_USER with "user"; the kernel's /dev/snd

@@ -447,7 +447,7 @@ static bool xsnd_xrun(struct xsnd_pcm *p)
 static void xsnd_flush(struct xsnd_pcm *p, uint64_t upto);
 
 /* Takes in whatever the backend said: responses, events, deadlines; sends the frames that
- * waited for room. Never blocks on the backend unless its ring is full (then bounded). */
+ * waited for room. Never blocks. */
 static void xsnd_update(struct xsnd_pcm *p)
 {
     uint64_t pos;
@@ -526,7 +526,7 @@ static int xsnd_trigger(struct xsnd_pcm *p, uint8_t type)
 {
     struct xensnd_req req = { .operation = XENSND_OP_TRIGGER, .op.trigger.type = type };
 
-    return xring_submit_wait(p->ring, &req, 0, XRING_SLOTS);
+    return xring_submit_wait(p->ring, &req);
 }
 
 static int xsnd_start(snd_pcm_ioplug_t *io)
@@ -600,29 +600,26 @@ static void xsnd_buffer_areas(const struct xsnd_pcm *p, snd_pcm_channel_area_t *
         areas[ch] = (snd_pcm_channel_area_t){ p->buf.data, ch * bits, p->frame_bytes * 8 };
 }
 
-/* Hands the backend the next n frames of the buffer (from stream position `submitted`), one
+/* Hands the backend the buffer's frames from stream position `submitted` up to `upto`, one
  * WRITE per contiguous run; the backend takes the data when it answers. Never waits: with the
  * ring full the rest stays in the buffer for the next update (an application's data thread,
- * PipeWire's, must not block on the backend). Returns the frames handed over, or an error. */
-static snd_pcm_sframes_t xsnd_send(struct xsnd_pcm *p, snd_pcm_uframes_t n)
+ * PipeWire's, must not block on the backend). A ring error marks the PCM dead. */
+static void xsnd_send(struct xsnd_pcm *p, uint64_t upto)
 {
-    snd_pcm_uframes_t done = 0;
-    int rc;
-
-    while (done < n) {
+    while (p->submitted < upto) {
         snd_pcm_uframes_t off = (snd_pcm_uframes_t)(p->submitted % p->buffer_frames);
-        snd_pcm_uframes_t run = n - done < p->buffer_frames - off ? n - done : p->buffer_frames - off;
+        snd_pcm_uframes_t run = upto - p->submitted < p->buffer_frames - off ? (snd_pcm_uframes_t)(upto - p->submitted)
+                                                                             : p->buffer_frames - off;
+        int rc = xsnd_submit_io(p, XENSND_OP_WRITE, p->submitted, run, p->submitted + run);
 
-        if ((rc = xsnd_submit_io(p, XENSND_OP_WRITE, p->submitted, run, p->submitted + run)) == -EAGAIN)
-            break; /* the ring is full: later */
+        if (rc == -EAGAIN)
+            return; /* the ring is full: later */
         if (rc < 0) {
             xsnd_mark_dead(p, NULL); /* ring.c said why */
-            return -ENODEV;
+            return;
         }
         p->submitted += run;
-        done += run;
     }
-    return (snd_pcm_sframes_t)done;
 }
 
 /* Silences the buffer over stream positions [from, to): frames snd_pcm_forward skipped play as
@@ -645,12 +642,10 @@ static void xsnd_silence(struct xsnd_pcm *p, uint64_t from, uint64_t to)
 /* Hands the backend the buffer's frames up to stream position `upto`, but never more than a
  * buffer ahead of what it reported played: the interpolated pointer lets the application
  * write up to the lead further, and those frames wait here until the backend has room
- * (sndif: at most buffer_sz queued). Frames skipped by snd_pcm_forward are silenced first.
- * A failure is kept for the application's next call. */
+ * (sndif: at most buffer_sz queued). Frames skipped by snd_pcm_forward are silenced first. */
 static void xsnd_flush(struct xsnd_pcm *p, uint64_t upto)
 {
     uint64_t room = p->be_pos + p->buffer_frames;
-    snd_pcm_sframes_t sent;
 
     if (!p->playback || !p->opened || p->dead || p->io_error || p->be_paused)
         return;
@@ -660,8 +655,7 @@ static void xsnd_flush(struct xsnd_pcm *p, uint64_t upto)
         xsnd_silence(p, p->filled, upto);
         p->filled = upto;
     }
-    if (upto > p->submitted && (sent = xsnd_send(p, (snd_pcm_uframes_t)(upto - p->submitted))) < 0 && !p->dead)
-        p->io_error = (int)sent;
+    xsnd_send(p, upto);
 }
 
 /* Playback: copies the application's frames into the buffer at their stream positions; frames

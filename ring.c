@@ -333,19 +333,19 @@ int xring_drain(struct xring *r, unsigned max)
     return rc;
 }
 
-int xring_submit_wait(struct xring *r, struct xensnd_req *req, uint64_t cookie, unsigned room)
+int xring_submit_wait(struct xring *r, struct xensnd_req *req)
 {
-    int rc = xring_submit(r, req, cookie, NULL);
+    int rc = xring_submit(r, req, 0, NULL);
 
-    if (rc == -EAGAIN && (rc = xring_drain(r, room)) == 0)
-        rc = xring_submit(r, req, cookie, NULL);
+    if (rc == -EAGAIN && (rc = xring_drain(r, XRING_SLOTS)) == 0)
+        rc = xring_submit(r, req, 0, NULL);
     return rc;
 }
 
 int xring_call(struct xring *r, struct xensnd_req *req, struct xensnd_resp *rsp)
 {
     unsigned op = req->operation;
-    int rc = xring_submit_wait(r, req, 0, XRING_SLOTS);
+    int rc = xring_submit_wait(r, req);
 
     if (rc < 0)
         return rc;

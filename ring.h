@@ -74,9 +74,9 @@ void xring_destroy(struct xring *r);
 
 /* Queues a request without waiting; -EAGAIN when the ring is full. *id_out may be NULL. */
 int xring_submit(struct xring *r, struct xensnd_req *req, uint64_t cookie, uint16_t *id_out);
-/* Queues a request; when the ring is full, first waits (bounded by timeout_ms) until fewer
- * than `room` requests are in flight. */
-int xring_submit_wait(struct xring *r, struct xensnd_req *req, uint64_t cookie, unsigned room);
+/* Queues a request (TRIGGER, or xring_call's); when the ring is full, first waits (bounded by
+ * timeout_ms) for a slot. WRITE and READ never wait: the plugin retries them on its next update. */
+int xring_submit_wait(struct xring *r, struct xensnd_req *req);
 /* Submits and waits (bounded by timeout_ms) for that request's response; other
  * completions seen meanwhile go to the callback. Returns the response status (<= 0). */
 int xring_call(struct xring *r, struct xensnd_req *req, struct xensnd_resp *rsp);

@@ -17,6 +17,10 @@ test/apps/test-pulseaudio). All audio is s16le, 48000 Hz, stereo: 4-byte frames.
   apptool mix A.wav B.wav OUT
       OUT is silence, then A alone, then from one frame on (B entered) A+B sample by sample (B
       started while A played, both at unity gain), then A alone once B ended, then silence
+  apptool commits SRC.wav TRACE
+      every frame the traced server took from a capture PCM (test/apps/pcm-trace.c: its mmap
+      commits carry an FNV-1a hash of the bytes) is SRC's frame at that stream position (silence
+      past SRC's end); exactly one traced capture stream committed, and at least 90 % of SRC
 Prints one line saying what it found; exits 0 when the check holds, 1 when not, 2 on bad input.
 """
 import array
@@ -194,6 +198,53 @@ def mix(a_path, b_path, out_path):
     return 0
 
 
+def fnv1a(data):
+    h = 0xcbf29ce484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def commits(src_path, trace_path):
+    src = read_audio(src_path)
+    streams, moves = set(), {}
+    with open(trace_path) as f:
+        for line in f:
+            w = line.split()
+            if len(w) < 5:
+                die(f"{trace_path}: a short line: {line.strip()}")
+            if w[3] == "open" and "stream=C" in w:
+                streams.add(w[2])
+            elif w[2] in streams and w[3] in ("commit", "forward", "rewind", "readi", "readn") and int(w[4]) != 0:
+                moves.setdefault(w[2], []).append(w)
+    if len(moves) != 1:
+        print(f"{len(moves)} traced capture streams moved their pointer (1 expected)")
+        return 1
+    (pcm, lines), = moves.items()
+    pos = good = 0
+    for w in lines:
+        ret = int(w[4])
+        if w[3] != "commit" or ret < 0 or not any(k.startswith("fnv=") for k in w):
+            print(f"pcm {pcm}: at stream frame {pos}, '{' '.join(w[3:])}' moved the pointer without a hash "
+                  f"({good} frames checked before)")
+            return 1
+        want = src[pos * FRAME:(pos + ret) * FRAME]
+        want += b"\0" * (ret * FRAME - len(want))
+        got = next(k for k in w if k.startswith("fnv="))[4:]
+        if f"{fnv1a(want):016x}" != got:
+            print(f"pcm {pcm}: the {ret} frames committed at stream frame {pos} are not the source's "
+                  f"({good} frames checked before)")
+            return 1
+        pos += ret
+        good += ret
+    if good < frames(src) * 9 // 10:
+        print(f"pcm {pcm}: only {good} of the source's {frames(src)} frames were committed")
+        return 1
+    print(f"pcm {pcm}: all {good} frames committed are the source's at their stream positions "
+          f"({len(lines)} commits)")
+    return 0
+
+
 def main(argv):
     if argv[:1] == ["gen"] and len(argv) == 5:
         gen(argv[1], float(argv[2]), int(argv[3]), argv[4])
@@ -204,6 +255,8 @@ def main(argv):
         return prefix(argv[1], int(argv[2]), *argv[3:])
     if argv[:1] == ["in-order"] and len(argv) == 4:
         return in_order(argv[1], int(argv[2]), argv[3])
+    if argv[:1] == ["commits"] and len(argv) == 3:
+        return commits(argv[1], argv[2])
     if argv[:1] == ["mix"] and len(argv) == 4:
         return mix(argv[1], argv[2], argv[3])
     print(__doc__)

@@ -10,7 +10,10 @@
  * PCM_TRACE_NAME (default "xen") are traced; calls alsa-lib makes to itself are not logged (a
  * per-thread depth counter). Without PCM_TRACE_FILE the library only forwards. One line per call:
  *   <t_before_ns> <t_after_ns> <pcm id> <op> <return value> [key=value ...]
- * appended with one write(2) each (O_APPEND: lines from several threads never interleave). */
+ * appended with one write(2) each (O_APPEND: lines from several threads never interleave).
+ * A capture PCM's mmap commits also carry fnv=<FNV-1a 64 of the committed bytes> (interleaved
+ * access), read from the areas its snd_pcm_mmap_begin returned: what the application took from
+ * the PCM, to compare with the backend's source frame by frame (apptool commits). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -20,6 +23,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +35,8 @@
 struct pct_pcm {
     snd_pcm_t *pcm;
     int id;
+    bool capture;
+    const snd_pcm_channel_area_t *areas; /* the last snd_pcm_mmap_begin's, for commit's hash */
 };
 
 /* Set once, under pct_lock, by the first traced open; read without the lock by every call. */
@@ -98,7 +104,7 @@ static int pct_id(snd_pcm_t *pcm)
 
 /* Registers a traced PCM; the trace file is opened with the first one, not at load time:
  * PulseAudio closes every inherited descriptor when it starts. */
-static int pct_add(snd_pcm_t *pcm)
+static int pct_add(snd_pcm_t *pcm, bool capture)
 {
     int id = 0;
 
@@ -108,8 +114,8 @@ static int pct_add(snd_pcm_t *pcm)
         pct_fd = open(pct_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     for (int i = 0; i < PCT_MAX_PCMS; i++)
         if (!pct_pcms[i].pcm) {
-            pct_pcms[i].pcm = pcm;
-            id = pct_pcms[i].id = pct_next_id++;
+            pct_pcms[i] = (struct pct_pcm){ .pcm = pcm, .id = pct_next_id++, .capture = capture };
+            id = pct_pcms[i].id;
             break;
         }
     pthread_mutex_unlock(&pct_lock);
@@ -165,7 +171,7 @@ int snd_pcm_open(snd_pcm_t **pcmp, const char *name, snd_pcm_stream_t stream, in
     int id;
 
     pct_depth--;
-    if (pct_file && *pct_file && outer && ret == 0 && name && strcmp(name, pct_name) == 0 && (id = pct_add(*pcmp)) &&
+    if (pct_file && *pct_file && outer && ret == 0 && name && strcmp(name, pct_name) == 0 && (id = pct_add(*pcmp, stream == SND_PCM_STREAM_CAPTURE)) &&
         pct_fd >= 0)
         pct_log(t0, id, "open", ret, " stream=%s mode=%d pid=%d", stream == SND_PCM_STREAM_PLAYBACK ? "P" : "C",
                 mode, (int)getpid());
@@ -333,14 +339,72 @@ int snd_pcm_status(snd_pcm_t *pcm, snd_pcm_status_t *status)
     return ret;
 }
 
+/* The areas of a traced capture PCM's last snd_pcm_mmap_begin (NULL: not traced, or playback). */
+static const snd_pcm_channel_area_t *pct_capture_areas(snd_pcm_t *pcm)
+{
+    const snd_pcm_channel_area_t *areas = NULL;
+
+    /* pct_lock: see pct_id. */
+    pthread_mutex_lock(&pct_lock);
+    for (int i = 0; i < PCT_MAX_PCMS; i++)
+        if (pct_pcms[i].pcm == pcm && pct_pcms[i].capture)
+            areas = pct_pcms[i].areas;
+    pthread_mutex_unlock(&pct_lock);
+    return areas;
+}
+
+int snd_pcm_mmap_begin(snd_pcm_t *pcm, const snd_pcm_channel_area_t **areas, snd_pcm_uframes_t *offset,
+                       snd_pcm_uframes_t *frames)
+{
+    PCT_REAL(snd_pcm_mmap_begin);
+    PCT_ENTER(pcm);
+    int ret = real(pcm, areas, offset, frames);
+
+    PCT_LEAVE();
+    (void)t0;
+    if (id && ret == 0) {
+        /* pct_lock: see pct_id. */
+        pthread_mutex_lock(&pct_lock);
+        for (int i = 0; i < PCT_MAX_PCMS; i++)
+            if (pct_pcms[i].pcm == pcm)
+                pct_pcms[i].areas = *areas;
+        pthread_mutex_unlock(&pct_lock);
+    }
+    return ret;
+}
+
+/* FNV-1a 64 of n bytes. */
+static unsigned long long pct_fnv(const unsigned char *b, size_t n)
+{
+    unsigned long long h = 0xcbf29ce484222325ULL;
+
+    while (n--) {
+        h ^= *b++;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
 snd_pcm_sframes_t snd_pcm_mmap_commit(snd_pcm_t *pcm, snd_pcm_uframes_t offset, snd_pcm_uframes_t frames)
 {
     PCT_REAL(snd_pcm_mmap_commit);
     PCT_ENTER(pcm);
+    const snd_pcm_channel_area_t *areas = id ? pct_capture_areas(pcm) : NULL;
+    unsigned long long fnv = 0;
+    bool hashed = false;
+
+    /* Interleaved: channel 0's area starts the frame and its step is the frame. mmap_begin's
+     * region never crosses the buffer's end, so the committed frames are contiguous. */
+    if (areas && areas[0].first == 0 && areas[0].step % 8 == 0) {
+        fnv = pct_fnv((const unsigned char *)areas[0].addr + offset * (areas[0].step / 8), frames * (areas[0].step / 8));
+        hashed = true;
+    }
     snd_pcm_sframes_t ret = real(pcm, offset, frames);
 
     PCT_LEAVE();
-    if (id)
+    if (id && hashed)
+        pct_log(t0, id, "commit", ret, " frames=%lu fnv=%016llx", frames, fnv);
+    else if (id)
         pct_log(t0, id, "commit", ret, " frames=%lu", frames);
     return ret;
 }

@@ -217,7 +217,9 @@ struct xsnd_pcm {
     uint64_t requested;            /* capture: frames asked for with READ */
     struct xsnd_read reads[XRING_SLOTS];
     unsigned nreads;               /* READs in flight, oldest first */
-    long long last_progress_ms;    /* last CUR_POS or START: the watchdog's reference */
+    long long last_progress_ms;    /* last CUR_POS that moved be_pos, or START: the drain's clock */
+    long long watch_ms;            /* the watchdog's reference: last CUR_POS, or when one became owed */
+    bool owed;                     /* the backend owes a position event (xsnd_backend_owes) */
     long long clock_ref_us;        /* interpolation: the stream played clock_ref_pos */
     uint64_t clock_ref_pos;        /* ... at clock_ref_us, as far as we know */
     int io_error;                  /* a failed WRITE/READ/TRIGGER, reported on the next call */
@@ -379,6 +381,8 @@ static void xsnd_apply_position(struct xsnd_pcm *p, uint64_t pos_bytes)
 
     if (frames < p->last_pos_frames)
         p->pos_base = p->be_pos;
+    if (frames != p->last_pos_frames)
+        p->watch_ms = xring_now_ms(); /* the backend is alive, even when the position is capped below */
     p->last_pos_frames = frames;
     pos = p->pos_base + frames;
     if (p->playback && pos > p->submitted)
@@ -446,6 +450,38 @@ static bool xsnd_xrun(struct xsnd_pcm *p)
 
 static void xsnd_flush(struct xsnd_pcm *p, uint64_t upto);
 
+/* Does the backend owe us a position event? Only while it runs: capture reports as long as it
+ * captures (whether or not the application reads); playback while at least an event period it
+ * was given is unplayed (sndif promises no event for a shorter rest, and none for an idle queue:
+ * stop_threshold = boundary lets a stream sit empty for any time). */
+static bool xsnd_backend_owes(const struct xsnd_pcm *p)
+{
+    if (!p->be_running || p->be_paused)
+        return false;
+    return !p->playback || p->submitted - p->be_pos >= p->event_period_frames;
+}
+
+/* The watchdog: the backend is dead when an event it owes is overdue, counted from the later of
+ * its last event and the moment it came to owe one, allowing the timeout plus two event periods
+ * (an event comes when the backend notices a period passed; periods may be longer than the
+ * timeout). */
+static void xsnd_watch(struct xsnd_pcm *p)
+{
+    long long now = xring_now_ms();
+    long long allowed = (long long)p->timeout_ms + 2 * (long long)(p->event_period_frames * 1000 / p->io.rate);
+    bool owes = xsnd_backend_owes(p);
+    char why[128];
+
+    if (owes && !p->owed)
+        p->watch_ms = now;
+    p->owed = owes;
+    if (!owes || now - p->watch_ms <= allowed)
+        return;
+    snprintf(why, sizeof(why), "backend reported no stream position for %lld ms while %s", now - p->watch_ms,
+             p->playback ? "it had audio to play" : "capturing");
+    xsnd_mark_dead(p, why);
+}
+
 /* Takes in whatever the backend said: responses, events, deadlines; sends the frames that
  * waited for room. Never blocks. */
 static void xsnd_update(struct xsnd_pcm *p)
@@ -467,13 +503,7 @@ static void xsnd_update(struct xsnd_pcm *p)
     if (p->io.state == SND_PCM_STATE_RUNNING || p->io.state == SND_PCM_STATE_DRAINING ||
         p->io.state == SND_PCM_STATE_PREPARED)
         xsnd_flush(p, xsnd_appl_cum(p)); /* frames that waited for room */
-    if (p->be_running && !p->be_paused &&
-        (!p->playback || p->be_pos < p->submitted) && xring_now_ms() - p->last_progress_ms > p->timeout_ms) {
-        char why[96];
-
-        snprintf(why, sizeof(why), "backend stopped reporting the stream position for %u ms", p->timeout_ms);
-        xsnd_mark_dead(p, why);
-    }
+    xsnd_watch(p);
 }
 
 /* Has the backend played everything it was given? Yes once it reported so; and also when the
@@ -540,7 +570,8 @@ static int xsnd_start(snd_pcm_ioplug_t *io)
         return rc;
     p->be_running = true;
     p->be_paused = false;
-    p->last_progress_ms = xring_now_ms();
+    p->last_progress_ms = p->watch_ms = xring_now_ms();
+    p->owed = false;
     xsnd_clock_ref(p);
     xsnd_watchdog(p, true);
     return 0;
@@ -569,7 +600,8 @@ static int xsnd_pause(snd_pcm_ioplug_t *io, int enable)
     if (rc < 0)
         return rc;
     p->be_paused = enable;
-    p->last_progress_ms = xring_now_ms();
+    p->last_progress_ms = p->watch_ms = xring_now_ms();
+    p->owed = false;
     xsnd_clock_ref(p);
     xsnd_watchdog(p, !enable);
     return 0;
@@ -779,7 +811,8 @@ static int xsnd_prepare(snd_pcm_ioplug_t *io)
     p->clock_ref_us = 0;
     p->nreads = 0;
     p->io_error = 0;
-    p->last_progress_ms = 0;
+    p->last_progress_ms = p->watch_ms = 0;
+    p->owed = false;
     xsnd_watchdog(p, false);
     xsnd_set_wake(p, p->playback); /* playback may be filled now; capture has nothing yet */
     return 0;

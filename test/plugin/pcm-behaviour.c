@@ -235,6 +235,108 @@ static void pb_capture(void)
     snd_pcm_close(pcm);
 }
 
+/* The watchdog declares a backend dead only when an event it owes is overdue. These open the
+ * device with a 300 ms timeout (its TIMEOUT argument), shorter than what they wait. */
+static snd_pcm_t *pb_open_timeout(snd_pcm_stream_t dir, snd_pcm_uframes_t period, snd_pcm_uframes_t buffer)
+{
+    static char name[96];
+    const char *base = pb_device;
+
+    snprintf(name, sizeof(name), "%s:TIMEOUT=300", base);
+    pb_device = name;
+    snd_pcm_t *pcm = pb_open(dir, 0, period, buffer);
+    pb_device = base;
+    return pcm;
+}
+
+/* Waits as aplay does: poll on the PCM's descriptors until `ms` passed, taking revents at each
+ * wake-up (the watchdog runs there); the last error revents or avail gave, else 0. */
+static int pb_poll_for(snd_pcm_t *pcm, long ms)
+{
+    struct pollfd pfd[4];
+    int nfds = snd_pcm_poll_descriptors(pcm, pfd, 4), err = 0;
+    long long end = pb_now_ms() + ms;
+
+    while (pb_now_ms() < end) {
+        unsigned short revents = 0;
+        snd_pcm_sframes_t avail;
+
+        if (poll(pfd, (nfds_t)nfds, (int)(end - pb_now_ms())) < 0)
+            break;
+        if ((err = snd_pcm_poll_descriptors_revents(pcm, pfd, (unsigned)nfds, &revents)) < 0)
+            return err;
+        if ((avail = snd_pcm_avail(pcm)) < 0)
+            return (int)avail;
+        if (revents)
+            pb_sleep_ms(20); /* ready, but this application does not write or read now */
+    }
+    return err;
+}
+
+static void pb_watch_long_period(void)
+{
+    snd_pcm_t *pcm = pb_open_timeout(SND_PCM_STREAM_PLAYBACK, PB_RATE / 2, PB_RATE);
+    snd_pcm_sframes_t n = pb_write_silence(pcm, PB_RATE), avail;
+    int err = pb_poll_for(pcm, 800); /* 1 s queued, started; the first event comes after 0.5 s */
+
+    avail = snd_pcm_avail(pcm);
+    pb_result(n == PB_RATE && err == 0 && avail >= PB_RATE / 2 && snd_pcm_state(pcm) == SND_PCM_STATE_RUNNING,
+              "watchdog: 500 ms periods, 300 ms timeout",
+              "wrote %ld, polled 0.8 s: %s, then avail %ld (a period played expected), state %s", (long)n,
+              err ? snd_strerror(err) : "no error", (long)avail, snd_pcm_state_name(snd_pcm_state(pcm)));
+    snd_pcm_drop(pcm);
+    snd_pcm_close(pcm);
+}
+
+static void pb_watch_idle_boundary(void)
+{
+    snd_pcm_t *pcm = pb_open_timeout(SND_PCM_STREAM_PLAYBACK, 1024, 4096);
+    snd_pcm_sw_params_t *sw;
+    snd_pcm_uframes_t boundary = 0;
+    snd_pcm_sframes_t n1, n2;
+    int err1, err2;
+
+    snd_pcm_sw_params_alloca(&sw);
+    snd_pcm_sw_params_current(pcm, sw);
+    snd_pcm_sw_params_get_boundary(sw, &boundary);
+    snd_pcm_sw_params_set_stop_threshold(pcm, sw, boundary); /* as PipeWire, PulseAudio and mpv */
+    snd_pcm_sw_params(pcm, sw);
+    n1 = pb_write_silence(pcm, 4096);
+    err1 = pb_poll_for(pcm, 1000); /* 85 ms of audio, then a second of nothing: no underrun here */
+    n2 = pb_write_silence(pcm, 4096);
+    err2 = pb_poll_for(pcm, 300);
+    pb_result(n1 == 4096 && n2 == 4096 && !err1 && !err2 && snd_pcm_state(pcm) == SND_PCM_STATE_RUNNING,
+              "watchdog: stop_threshold = boundary, idle 1 s, then a write",
+              "writes %ld and %ld, polled 1 s: %s, then 300 ms: %s, state %s", (long)n1, (long)n2,
+              err1 ? snd_strerror(err1) : "no error", err2 ? snd_strerror(err2) : "no error",
+              snd_pcm_state_name(snd_pcm_state(pcm)));
+    snd_pcm_drop(pcm);
+    snd_pcm_close(pcm);
+}
+
+static void pb_watch_capture_unread(void)
+{
+    snd_pcm_t *pcm = pb_open_timeout(SND_PCM_STREAM_CAPTURE, 1024, 4096);
+    char buf[1024 * PB_FRAME];
+    snd_pcm_sframes_t n1, n2, avail = 0;
+
+    n1 = snd_pcm_readi(pcm, buf, 1024);
+    /* The application stops reading for longer than the timeout, but looks at avail now and then. */
+    for (int i = 0; i < 12 && avail >= 0; i++) {
+        pb_sleep_ms(100);
+        avail = snd_pcm_avail(pcm);
+    }
+    pb_sleep_ms(500);
+    if (avail == -EPIPE)
+        avail = snd_pcm_avail(pcm); /* still the overrun, half a second later */
+    snd_pcm_prepare(pcm);
+    n2 = snd_pcm_readi(pcm, buf, 1024);
+    pb_result(n1 == 1024 && avail == -EPIPE && n2 == 1024, "watchdog: capture not read for 1.7 s, 300 ms timeout",
+              "readi %ld, then avail %ld (-EPIPE expected: an overrun, not a dead backend), after prepare readi "
+              "%ld", (long)n1, (long)avail, (long)n2);
+    snd_pcm_close(pcm);
+}
+
 int main(int argc, char **argv)
 {
     pb_device = argc > 1 ? argv[1] : "xen_raw";
@@ -244,5 +346,8 @@ int main(int argc, char **argv)
     pb_drain();
     pb_delay();
     pb_capture();
+    pb_watch_long_period();
+    pb_watch_idle_boundary();
+    pb_watch_capture_unread();
     return pb_failures ? 1 : 0;
 }

@@ -281,8 +281,10 @@ static void xsnd_on_complete(void *ctx, const struct xring_completion *done)
 {
     struct xsnd_pcm *p = ctx;
 
+    /* The backend's errno is named, the application gets -EIO: a failed request, whatever the
+     * backend's reason (its -EAGAIN passed through made aplay retry the write forever). */
     if (done->status < 0 && !p->io_error) {
-        p->io_error = done->status;
+        p->io_error = -EIO;
         SNDERR("%s: backend failed %s: %s", p->ring->label, xring_op_name(done->operation),
                strerror(-done->status));
     }
@@ -533,8 +535,8 @@ static snd_pcm_uframes_t xsnd_avail(const struct xsnd_pcm *p)
 /* Is there something for the application to do now (the poll descriptor's level)? */
 static bool xsnd_ready(struct xsnd_pcm *p)
 {
-    if (p->dead)
-        return true;
+    if (p->dead || p->io_error)
+        return true; /* the application's next call learns the error */
     switch (p->io.state) {
     case SND_PCM_STATE_PREPARED:
         return p->playback && xsnd_avail(p) >= p->avail_min;
@@ -773,16 +775,16 @@ static int xsnd_open_stream(struct xsnd_pcm *p)
     req.op.open.period_sz = (uint32_t)(p->event_period_frames * p->frame_bytes);
     rc = xring_call(p->ring, &req, NULL);
     if (rc < 0) {
-        if (rc != -ETIMEDOUT)
+        if (!p->ring->error) /* else the ring said why: no answer, or a hostile one */
             SNDERR("%s: backend refused OPEN (%s, %u Hz, %u ch, %lu/%lu frames): %s", p->ring->label,
                    xsc_format_name((unsigned)p->sndif_format), p->io.rate, p->io.channels,
                    (unsigned long)p->period_frames, (unsigned long)p->buffer_frames, strerror(-rc));
         pthread_mutex_lock(&xsnd_cards_lock);
         shbuf_free(&p->buf);
         pthread_mutex_unlock(&xsnd_cards_lock);
-        if (rc == -ETIMEDOUT)
+        if (p->ring->error)
             xsnd_mark_dead(p, NULL);
-        return p->dead ? -ENODEV : rc;
+        return p->dead ? -ENODEV : -EIO; /* a refusal: -EIO as for any failed request */
     }
     p->opened = true;
     return 0;
@@ -1002,6 +1004,10 @@ static int xsnd_poll_revents(snd_pcm_ioplug_t *io, struct pollfd *pfd, unsigned 
     if (p->dead) {
         *revents = POLLERR | POLLHUP;
         return -ENODEV;
+    }
+    if (p->io_error && io->state == SND_PCM_STATE_RUNNING) {
+        *revents = POLLERR; /* snd_pcm_wait gives -EIO; a write or read gives the error itself */
+        return 0;
     }
     if (xsnd_ready(p)) {
         *revents = p->playback ? POLLOUT : POLLIN;

@@ -356,6 +356,8 @@ static void xsnd_clock_follow(struct xsnd_pcm *p, uint64_t pos)
  * reported (a stalled backend stops the pointer), only over frames the backend has taken
  * (their WRITE was answered), so that the application never overwrites data it may still read,
  * and never past the application (after a rewind: avail stays within the buffer). */
+static bool xsnd_played_all(const struct xsnd_pcm *p);
+
 static void xsnd_interpolate(struct xsnd_pcm *p)
 {
     uint64_t est, cap = p->be_pos + XSND_LEAD_PERIODS * p->event_period_frames, appl;
@@ -367,6 +369,10 @@ static void xsnd_interpolate(struct xsnd_pcm *p)
         cap = p->acked;
     if (cap > appl)
         cap = appl;
+    /* Draining: ioplug drops the stream (STOP: the backend discards what it still has) once the
+     * pointer reaches the application; only when everything was played. */
+    if (p->io.state == SND_PCM_STATE_DRAINING && cap >= appl && appl && !xsnd_played_all(p))
+        cap = appl - 1;
     est = xsnd_clock_line(p);
     if (est > cap)
         est = cap;
@@ -502,6 +508,8 @@ static void xsnd_update(struct xsnd_pcm *p)
     if (!p->playback)
         xsnd_issue_reads(p);
     xsnd_interpolate(p);
+    if (p->playback && p->io.state == SND_PCM_STATE_DRAINING && xsnd_played_all(p))
+        p->hw_pos = xsnd_appl_cum(p); /* the drain is complete: avail = buffer ends it */
     if (p->io.state == SND_PCM_STATE_RUNNING || p->io.state == SND_PCM_STATE_DRAINING ||
         p->io.state == SND_PCM_STATE_PREPARED)
         xsnd_flush(p, xsnd_appl_cum(p)); /* frames that waited for room */
@@ -512,19 +520,46 @@ static void xsnd_update(struct xsnd_pcm *p)
  * rest is shorter than an event period, for which sndif promises no event (snd_be sends none
  * until a timer tick after its device ran dry), once the rest has had time to play since the
  * last position report, by our clock, with a margin for the backend's. */
-static bool xsnd_played_all(const struct xsnd_pcm *p)
+/* When a rest shorter than an event period counts as played (xring_now_ms's clock); -1 when
+ * an event is still owed or nothing is playing. */
+static long long xsnd_rest_played_at(const struct xsnd_pcm *p)
 {
     uint64_t rest = p->submitted - p->be_pos;
     long long rest_ms;
 
+    if (!rest || rest >= p->event_period_frames || !p->be_running || p->be_paused || !p->last_progress_ms)
+        return -1;
+    rest_ms = (long long)(rest * 1000 / p->io.rate) + 1;
+    return p->last_progress_ms + rest_ms + rest_ms / 8 + XSND_DRAIN_MARGIN_MS;
+}
+
+static bool xsnd_played_all(const struct xsnd_pcm *p)
+{
+    long long at;
+
     if (xsnd_appl_cum(p) > p->submitted)
         return false; /* frames still wait for room */
-    if (!rest)
+    if (p->submitted == p->be_pos)
         return true;
-    if (rest >= p->event_period_frames || !p->be_running || p->be_paused || !p->last_progress_ms)
-        return false;
-    rest_ms = (long long)(rest * 1000 / p->io.rate) + 1;
-    return xring_now_ms() - p->last_progress_ms >= rest_ms + rest_ms / 8 + XSND_DRAIN_MARGIN_MS;
+    at = xsnd_rest_played_at(p);
+    return at >= 0 && xring_now_ms() >= at;
+}
+
+/* A non-blocking drain whose rest ends by the clock: no event will wake the poller, so the
+ * timer fires then (and goes on as the watchdog's tick). */
+static void xsnd_drain_alarm(struct xsnd_pcm *p)
+{
+    long long at = xsnd_rest_played_at(p), in_ms;
+    long tick = (long)p->timeout_ms / 2;
+    struct itimerspec its = { .it_interval = { tick / 1000, (tick % 1000) * 1000000 } };
+
+    if (at < 0)
+        return;
+    in_ms = at - xring_now_ms();
+    if (in_ms < 1)
+        in_ms = 1;
+    its.it_value = (struct timespec){ (time_t)(in_ms / 1000), (long)(in_ms % 1000) * 1000000 };
+    timerfd_settime(p->timer_fd, 0, &its, NULL);
 }
 
 static snd_pcm_uframes_t xsnd_avail(const struct xsnd_pcm *p)
@@ -969,8 +1004,15 @@ static int xsnd_drain(snd_pcm_ioplug_t *io)
     /* With a drain callback ioplug does not start a prepared stream: we must. */
     if (!p->be_running && p->submitted && (rc = xsnd_start(io)) < 0)
         return rc;
-    if (io->nonblock) /* set at open from SND_PCM_NONBLOCK too: ioplug does not */
-        return -EAGAIN;
+    if (io->nonblock) { /* set at open from SND_PCM_NONBLOCK too: ioplug does not */
+        xsnd_update(p);
+        if (p->dead)
+            return -ENODEV;
+        if (xsnd_played_all(p) || !p->be_running)
+            return 0;
+        xsnd_drain_alarm(p);
+        return -EAGAIN; /* poll wakes when it is done: xsnd_poll_revents */
+    }
     deadline = xring_now_ms() + (long long)((p->submitted - p->be_pos) * 1000 / io->rate) + p->timeout_ms;
     for (;;) {
         xring_ack(p->ring);
@@ -979,6 +1021,10 @@ static int xsnd_drain(snd_pcm_ioplug_t *io)
             return -ENODEV;
         if (xsnd_played_all(p) || !p->be_running)
             return 0;
+        /* snd_pcm_abort (aplay's Ctrl-C, from a signal handler that also ends the wait below)
+         * sets ioplug's nonblock to 2. */
+        if (*(volatile int *)&io->nonblock)
+            return -EINTR;
         if (xring_now_ms() > deadline) {
             SNDERR("%s: backend did not play the last %llu frames in time", p->ring->label,
                    (unsigned long long)(p->submitted - p->be_pos));
@@ -1008,6 +1054,16 @@ static int xsnd_poll_revents(snd_pcm_ioplug_t *io, struct pollfd *pfd, unsigned 
     if (p->io_error && io->state == SND_PCM_STATE_RUNNING) {
         *revents = POLLERR; /* snd_pcm_wait gives -EIO; a write or read gives the error itself */
         return 0;
+    }
+    if (io->state == SND_PCM_STATE_DRAINING && p->playback) {
+        if (!xsnd_played_all(p)) {
+            xsnd_drain_alarm(p);
+            xsnd_set_wake(p, false);
+            return 0;
+        }
+        /* Done: the pointer now shows it, and ioplug ends the drain (state SETUP) when it reads
+         * the pointer: let it now, so that the application need not (as bluez-alsa). */
+        snd_pcm_avail(io->pcm);
     }
     if (xsnd_ready(p)) {
         *revents = p->playback ? POLLOUT : POLLIN;

@@ -5,6 +5,8 @@
  * Prints one PASS:/FAIL: line per case; exits 1 if any failed. */
 #include <alsa/asoundlib.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/time.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,13 +339,77 @@ static void pb_watch_capture_unread(void)
     snd_pcm_close(pcm);
 }
 
+/* A non-blocking drain: -EAGAIN, then poll wakes when it is done and the state is SETUP
+ * without the application reading avail (ioplug ends a drain only when it reads the pointer),
+ * without a busy loop, and not before the audio had time to play. */
+static void pb_drain_nonblock_poll(void)
+{
+    snd_pcm_t *pcm = pb_open(SND_PCM_STREAM_PLAYBACK, SND_PCM_NONBLOCK, 2400, PB_RATE);
+    const snd_pcm_uframes_t frames = 10 * 2400 + 333; /* 507 ms, a partial last period */
+    struct pollfd pfd[4];
+    int nfds = snd_pcm_poll_descriptors(pcm, pfd, 4), wakeups = 0, err;
+    snd_pcm_sframes_t n = pb_write_silence(pcm, frames); /* below the start threshold */
+    long long t0 = pb_now_ms(), t = 0;
+
+    err = snd_pcm_drain(pcm);
+    while (err == -EAGAIN && snd_pcm_state(pcm) == SND_PCM_STATE_DRAINING && pb_now_ms() - t0 < 3000) {
+        unsigned short revents = 0;
+
+        if (poll(pfd, (nfds_t)nfds, 1000) < 0)
+            break;
+        wakeups++;
+        snd_pcm_poll_descriptors_revents(pcm, pfd, (unsigned)nfds, &revents);
+    }
+    t = pb_now_ms() - t0;
+    pb_result(n == (snd_pcm_sframes_t)frames && err == -EAGAIN && snd_pcm_state(pcm) == SND_PCM_STATE_SETUP &&
+                  t >= 507 - 30 && wakeups <= 60,
+              "drain nonblocking, by poll", "wrote %ld, drain %d, state %s after %lld ms (507 ms of audio) and %d "
+              "poll wake-ups", (long)n, err, snd_pcm_state_name(snd_pcm_state(pcm)), t, wakeups);
+    snd_pcm_close(pcm);
+}
+
+static snd_pcm_t *pb_abort_pcm;
+
+static void pb_on_alarm(int sig)
+{
+    (void)sig;
+    snd_pcm_abort(pb_abort_pcm); /* as aplay's SIGINT handler */
+}
+
+/* snd_pcm_abort from a signal handler ends a blocking drain at once (aplay's Ctrl-C). */
+static void pb_drain_abort(void)
+{
+    snd_pcm_t *pcm = pb_open(SND_PCM_STREAM_PLAYBACK, 0, 4800, PB_RATE);
+    struct sigaction sa = { .sa_handler = pb_on_alarm }, old;
+    struct itimerval at = { .it_value = { 0, 200000 } };
+    snd_pcm_sframes_t n = pb_write_silence(pcm, PB_RATE); /* 1 s, started */
+    long long t0 = pb_now_ms(), t;
+    int err;
+
+    pb_abort_pcm = pcm;
+    sigaction(SIGALRM, &sa, &old); /* no SA_RESTART, as signal() handlers may or may not have */
+    setitimer(ITIMER_REAL, &at, NULL);
+    err = snd_pcm_drain(pcm);
+    t = pb_now_ms() - t0;
+    sigaction(SIGALRM, &old, NULL);
+    pb_result(n == PB_RATE && t < 700, "drain aborted", "snd_pcm_abort 200 ms into the drain of 1 s: drain "
+              "returned %d after %lld ms", err, t);
+    snd_pcm_close(pcm);
+}
+
 int main(int argc, char **argv)
 {
     pb_device = argc > 1 ? argv[1] : "xen_raw";
+    if (argc > 2 && strcmp(argv[2], "drain-nonblock") == 0) { /* a backend with period events only */
+        pb_drain_nonblock_poll();
+        return pb_failures ? 1 : 0;
+    }
     pb_underrun();
     pb_pause();
     pb_poll_wakeups();
     pb_drain();
+    pb_drain_nonblock_poll();
+    pb_drain_abort();
     pb_delay();
     pb_capture();
     pb_watch_long_period();

@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define XSIM_PROTO_VERSION 2u       /* 2: one-way notify and unmask */
+#define XSIM_PROTO_VERSION 1u
 #define XSIM_PAGE_SIZE     4096u
 
 /* Refs per TAB_MAP request: bounds the fds in one reply (SCM_RIGHTS takes at most 253). */

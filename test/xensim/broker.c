@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #define BR_NR_PORTS        1024u   /* ports 0..1023 per domain: libxl's max_event_channels 1023 */
-#define BR_ABI_NR_CHANNELS 4096u   /* a guest kernel's 2-level ABI: unbind beyond it is EINVAL */
+#define BR_ABI_NR_CHANNELS XSIM_EV_NR_CHANNELS /* a guest kernel's 2-level ABI: unbind beyond it is EINVAL */
 #define BR_NR_REFS         8192u   /* grant-table entries per domain */
 #define BR_FIRST_REF       8u      /* refs 0..7 are reserved in Xen (console, xenstore ...) */
 #define BR_MAX_NOTES       1024u   /* armed map notifications per gnttab connection */
@@ -30,6 +30,7 @@
 #define BR_DOMID_SELF      0x7FF0u
 #define BR_DOMID_FIRST_RESERVED 0x7FF0u
 #define BR_MAX_FDS_OUT     XSIM_MAP_CHUNK
+#define BR_DRAIN_MAX       1024u   /* requests taken from one connection per poll round */
 
 enum br_port_state { BR_PORT_FREE, BR_PORT_RESERVED, BR_PORT_UNBOUND, BR_PORT_INTERDOMAIN };
 
@@ -97,6 +98,8 @@ struct br_conn {
     bool restricted;         /* EVTCHN: xenevtchn_restrict done, binds only to restrict_domid */
     uint16_t restrict_domid;
     bool closed;             /* BYE done: everything released, no more requests */
+    bool dead;               /* a queued one-way request failed while another connection
+                              * drained this one (br_ev_attach): dropped at its next turn */
     int pipe_w;              /* EVTCHN: write end of the delivery pipe, -1 if none */
     dev_t pipe_dev;
     ino_t pipe_ino;
@@ -285,6 +288,7 @@ static int br_ev_bind_interdomain(struct br_conn *c, uint32_t rdom, uint32_t rpo
     return 0;
 }
 
+/* IOCTL_EVTCHN_NOTIFY as in Linux >= 4.3: any port the handle has not bound is ENOTCONN. */
 static int br_ev_notify(struct br_conn *c, uint32_t port)
 {
     if (!br_owns(c, port))
@@ -346,6 +350,8 @@ static int br_pipe_identity(int fd, dev_t *dev, ino_t *ino)
     return 0;
 }
 
+static void br_drain(struct br_conn *c);
+
 /* xenevtchn_fdopen: connection c takes over the handle whose delivery pipe fd is. */
 static int br_ev_attach(struct br_conn *c, int fd)
 {
@@ -361,6 +367,9 @@ static int br_ev_attach(struct br_conn *c, int fd)
             break;
     if (!old)
         return EINVAL;
+    /* One-way notifies the old process sent before its exec come before the takeover (as
+     * their hypercalls did): run what is queued on the old connection first. */
+    br_drain(old);
     for (uint32_t i = 1; i < BR_NR_PORTS; i++)
         if (br_domains[c->domid].ports[i].owner == old)
             br_domains[c->domid].ports[i].owner = c;
@@ -716,6 +725,7 @@ static const char *br_op_name(uint32_t op)
         [XSIM_OP_SHR_SHARE] = "share", [XSIM_OP_SHR_UNSHARE] = "unshare", [XSIM_OP_TAB_MAP] = "map",
         [XSIM_OP_TAB_UNMAP_NOTIFY] = "unmap_notify", [XSIM_OP_BYE] = "bye",
         [XSIM_OP_EV_RESTRICT] = "restrict", [XSIM_OP_EV_BIND_VIRQ] = "bind_virq",
+        [XSIM_OP_EV_NOTIFY_ONEWAY] = "notify (one-way)", [XSIM_OP_EV_UNMASK_ONEWAY] = "unmask (one-way)",
     };
 
     return op < sizeof(names) / sizeof(names[0]) && names[op] ? names[op] : "?";
@@ -736,6 +746,8 @@ static size_t br_req_size(const struct br_conn *c, const struct xsim_req *req, s
     case XSIM_OP_EV_UNMASK:
     case XSIM_OP_EV_UNBIND:
     case XSIM_OP_EV_RESTRICT:
+    case XSIM_OP_EV_NOTIFY_ONEWAY:
+    case XSIM_OP_EV_UNMASK_ONEWAY:
     case XSIM_OP_EV_BIND_VIRQ: need_kind = XSIM_KIND_EVTCHN; size = XSIM_REQ_SIZE(port); break;
     case XSIM_OP_EV_ATTACH: need_kind = XSIM_KIND_EVTCHN; size = offsetof(struct xsim_req, u); break;
     case XSIM_OP_SHR_SHARE: need_kind = XSIM_KIND_GNTSHR; size = XSIM_REQ_SIZE(share); break;
@@ -778,9 +790,17 @@ static int br_dispatch(struct br_conn *c, const struct xsim_req *req, int fd_in,
         err = br_ev_notify(c, pt->port);
         BR_LOG(c, "notify(port %u) -> %s", pt->port, strerror(err));
         return err;
+    case XSIM_OP_EV_NOTIFY_ONEWAY:
+        err = br_ev_notify(c, pt->port);
+        BR_LOG(c, "notify(port %u, one-way) -> %s", pt->port, strerror(err));
+        if (err) /* the library checks this first: not a refusal but a bug, never swallowed */
+            xsim_log("broker: dom%u pid %d: one-way notify of port %u failed (%s)", c->domid, c->pid,
+                     pt->port, strerror(err));
+        return err ? -1 : 0;
     case XSIM_OP_EV_UNMASK:
+    case XSIM_OP_EV_UNMASK_ONEWAY:
         br_ev_unmask(c, pt->port);
-        BR_LOG(c, "unmask(port %u)", pt->port);
+        BR_LOG(c, "unmask(port %u%s)", pt->port, req->op == XSIM_OP_EV_UNMASK ? "" : ", one-way");
         return 0;
     case XSIM_OP_EV_UNBIND:
         err = br_ev_unbind(c, pt->port);
@@ -891,9 +911,15 @@ static int br_send_reply(struct br_conn *c, struct br_reply *out)
     return 0;
 }
 
-static int br_on_readable(void *conn)
+static bool br_is_oneway(uint32_t op)
 {
-    struct br_conn *c = conn;
+    return op == XSIM_OP_EV_NOTIFY_ONEWAY || op == XSIM_OP_EV_UNMASK_ONEWAY;
+}
+
+/* Takes one request from c and answers it (one-way ones get no answer).
+ * Returns 1 if one was handled, 0 if none is queued, -1 to drop the connection. */
+static int br_handle_one(struct br_conn *c)
+{
     struct br_reply *out;
     struct xsim_req req;
     bool bad = false;
@@ -904,7 +930,7 @@ static int br_on_readable(void *conn)
     memset(&req, 0, sizeof(req));
     n = br_recv(c, &req, &fd_in, &bad);
     if (n < 0)
-        return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        return errno == EAGAIN ? 0 : errno == EINTR ? 1 : -1;
     if (n == 0)
         return -1; /* peer closed (a zero-length message is no request either) */
     want = (size_t)n >= offsetof(struct xsim_req, u) ? br_req_size(c, &req, (size_t)n) : 0;
@@ -931,6 +957,10 @@ static int br_on_readable(void *conn)
         free(out);
         return -1;
     }
+    if (br_is_oneway(req.op)) { /* err is 0 here: nothing to say, nobody waits */
+        free(out);
+        return 1;
+    }
     if (err) { /* a refused call carries nothing else */
         out->rep = (struct xsim_rep){ .err = err };
         out->len = XSIM_REP_HDR_SIZE;
@@ -941,7 +971,37 @@ static int br_on_readable(void *conn)
     }
     rc = br_send_reply(c, out);
     free(out);
-    return rc;
+    return rc < 0 ? -1 : 1;
+}
+
+/* Everything queued on c, in order: one-way requests pile up while a client runs, and a
+ * request of another of its connections must not overtake them (causality through the
+ * daemon). Bounded per round so that a flooding client cannot starve the others. */
+static int br_drain_some(struct br_conn *c)
+{
+    int rc = 1;
+
+    if (c->dead)
+        return -1;
+    for (unsigned i = 0; i < BR_DRAIN_MAX && rc > 0; i++)
+        rc = br_handle_one(c);
+    return rc < 0 ? -1 : 0;
+}
+
+/* br_ev_attach: the old connection's queue, before its ports move. A failure cannot drop
+ * that connection here (the main loop owns it): it is marked and dropped at its next turn. */
+static void br_drain(struct br_conn *c)
+{
+    int rc;
+
+    while (!c->dead && (rc = br_handle_one(c)) != 0)
+        if (rc < 0)
+            c->dead = true;
+}
+
+static int br_on_readable(void *conn)
+{
+    return br_drain_some(conn);
 }
 
 static void *br_accept(int fd, unsigned domid, const struct ucred *peer)

@@ -33,6 +33,7 @@ xsim_start() {
 
 xsim_stop() {
     if [ -n "$XSIM_PID" ]; then
+        kill -CONT "$XSIM_PID" 2>/dev/null # a test may hold it stopped (test-evtchn)
         kill "$XSIM_PID" 2>/dev/null
         wait "$XSIM_PID" 2>/dev/null
         local rc=$?

@@ -4,15 +4,55 @@
 #include "xsim_client.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <xenevtchn.h>
+
+#define XSIM_EV_WORD_BITS (sizeof(unsigned long) * CHAR_BIT)
 
 struct xenevtchn_handle {
     struct xsim_client conn;
     int fd;          /* read end of the delivery pipe (xenevtchn_fd): one port per event */
     uint32_t domid;
+    /* The ports this handle has bound, as the evtchn driver's per-file tree: notify and
+     * unmask are checked here and then sent one-way. A handle taken over by fdopen does not
+     * know its ports (ports_known false): its notify stays a synchronous call. */
+    pthread_mutex_t ports_lock; /* like the driver's bind_mutex: a notify is checked and sent
+                                 * while no bind or unbind of the handle runs (ports_known, bound) */
+    bool ports_known;
+    unsigned long bound[XSIM_EV_NR_CHANNELS / XSIM_EV_WORD_BITS];
 };
+
+static bool xsim_ev_bound(const xenevtchn_handle *xce, uint32_t port)
+{
+    return port < XSIM_EV_NR_CHANNELS &&
+           (xce->bound[port / XSIM_EV_WORD_BITS] >> (port % XSIM_EV_WORD_BITS) & 1);
+}
+
+/* Records a successful bind (on) or unbind (off). A port beyond the table cannot be
+ * tracked: the handle falls back to synchronous notifies (the broker then checks). */
+static void xsim_ev_track(xenevtchn_handle *xce, uint32_t port, bool on)
+{
+    unsigned long bit;
+
+    if (port >= XSIM_EV_NR_CHANNELS) {
+        xce->ports_known = false;
+        return;
+    }
+    bit = 1UL << (port % XSIM_EV_WORD_BITS);
+    if (on)
+        xce->bound[port / XSIM_EV_WORD_BITS] |= bit;
+    else
+        xce->bound[port / XSIM_EV_WORD_BITS] &= ~bit;
+}
+
+static int xsim_ev_oneway(xenevtchn_handle *xce, uint32_t op, uint32_t port)
+{
+    struct xsim_req req = { .op = op, .u.port = { 0, port } };
+
+    return xsim_client_send_oneway(&xce->conn, &req, XSIM_REQ_SIZE(port));
+}
 
 static int xsim_ev_call(xenevtchn_handle *xce, uint32_t op, uint32_t domid, uint32_t port, uint32_t *val)
 {
@@ -50,6 +90,8 @@ xenevtchn_handle *xenevtchn_open(struct xentoollog_logger *logger, unsigned int 
         free(xce);
         return NULL;
     }
+    pthread_mutex_init(&xce->ports_lock, NULL);
+    xce->ports_known = true; /* a new handle has no ports */
     return xce;
 }
 
@@ -83,6 +125,8 @@ xenevtchn_handle *xenevtchn_fdopen(struct xentoollog_logger *logger, int fd, uns
         return NULL;
     }
     xce->fd = fd;
+    pthread_mutex_init(&xce->ports_lock, NULL);
+    xce->ports_known = false; /* the ports came with the handle: only the broker knows them */
     return xce;
 }
 
@@ -92,6 +136,7 @@ int xenevtchn_close(xenevtchn_handle *xce)
         return 0;
     close(xce->fd);
     xsim_client_close(&xce->conn);
+    pthread_mutex_destroy(&xce->ports_lock);
     free(xce);
     return 0;
 }
@@ -101,24 +146,58 @@ int xenevtchn_fd(xenevtchn_handle *xce)
     return xce->fd;
 }
 
+/* IOCTL_EVTCHN_NOTIFY (Linux >= 4.3): ENOTCONN for any port this handle has not bound, else
+ * EVTCHNOP_send, which succeeds even when the remote end is gone (Xen drops the event). As
+ * that hypercall, it waits for nobody: the broker gets it one-way, in order with this
+ * handle's other requests (an unbind right after still comes after it). */
 int xenevtchn_notify(xenevtchn_handle *xce, evtchn_port_t port)
 {
-    return xsim_ev_call(xce, XSIM_OP_EV_NOTIFY, 0, port, NULL);
+    int rc;
+
+    if (!xce) {
+        errno = EINVAL;
+        return -1;
+    }
+    pthread_mutex_lock(&xce->ports_lock); /* checked and sent with no bind/unbind in between */
+    if (!xce->ports_known) {
+        rc = xsim_ev_call(xce, XSIM_OP_EV_NOTIFY, 0, port, NULL);
+    } else if (!xsim_ev_bound(xce, port)) {
+        errno = ENOTCONN;
+        rc = -1;
+    } else {
+        rc = xsim_ev_oneway(xce, XSIM_OP_EV_NOTIFY_ONEWAY, port);
+    }
+    pthread_mutex_unlock(&xce->ports_lock);
+    return rc;
+}
+
+/* A bind (op) that records the port it got. */
+static xenevtchn_port_or_error_t xsim_ev_bind(xenevtchn_handle *xce, uint32_t op, uint32_t domid, uint32_t port)
+{
+    uint32_t got;
+    int rc;
+
+    if (!xce) {
+        errno = EINVAL;
+        return -1;
+    }
+    pthread_mutex_lock(&xce->ports_lock); /* the port is recorded before any notify may use it */
+    rc = xsim_ev_call(xce, op, domid, port, &got);
+    if (rc == 0)
+        xsim_ev_track(xce, got, true);
+    pthread_mutex_unlock(&xce->ports_lock);
+    return rc < 0 ? -1 : (int)got;
 }
 
 xenevtchn_port_or_error_t xenevtchn_bind_unbound_port(xenevtchn_handle *xce, uint32_t domid)
 {
-    uint32_t port;
-
-    return xsim_ev_call(xce, XSIM_OP_EV_BIND_UNBOUND, domid, 0, &port) < 0 ? -1 : (int)port;
+    return xsim_ev_bind(xce, XSIM_OP_EV_BIND_UNBOUND, domid, 0);
 }
 
 xenevtchn_port_or_error_t xenevtchn_bind_interdomain(xenevtchn_handle *xce, uint32_t domid,
                                                      evtchn_port_t remote_port)
 {
-    uint32_t port;
-
-    return xsim_ev_call(xce, XSIM_OP_EV_BIND_INTERDOMAIN, domid, remote_port, &port) < 0 ? -1 : (int)port;
+    return xsim_ev_bind(xce, XSIM_OP_EV_BIND_INTERDOMAIN, domid, remote_port);
 }
 
 /* There are no virtual IRQs in xensim: ENOSYS, or EACCES on a restricted handle (as the driver). */
@@ -129,7 +208,18 @@ xenevtchn_port_or_error_t xenevtchn_bind_virq(xenevtchn_handle *xce, unsigned in
 
 int xenevtchn_unbind(xenevtchn_handle *xce, evtchn_port_t port)
 {
-    return xsim_ev_call(xce, XSIM_OP_EV_UNBIND, 0, port, NULL);
+    int rc;
+
+    if (!xce) {
+        errno = EINVAL;
+        return -1;
+    }
+    pthread_mutex_lock(&xce->ports_lock); /* no notify is checked against a stale table */
+    rc = xsim_ev_call(xce, XSIM_OP_EV_UNBIND, 0, port, NULL);
+    if (rc == 0)
+        xsim_ev_track(xce, port, false);
+    pthread_mutex_unlock(&xce->ports_lock);
+    return rc;
 }
 
 /* Blocks until an event is queued, like read() on the device (poll xenevtchn_fd first). */
@@ -157,9 +247,21 @@ xenevtchn_port_or_error_t xenevtchn_pending(xenevtchn_handle *xce)
     return (int)port;
 }
 
+/* A write() of the port to /dev/xen/evtchn: one-way; a port the handle has not bound is
+ * ignored (by the broker too, for a handle that does not know its ports). */
 int xenevtchn_unmask(xenevtchn_handle *xce, evtchn_port_t port)
 {
-    return xsim_ev_call(xce, XSIM_OP_EV_UNMASK, 0, port, NULL);
+    int rc = 0;
+
+    if (!xce) {
+        errno = EINVAL;
+        return -1;
+    }
+    pthread_mutex_lock(&xce->ports_lock); /* the table is read while no bind/unbind runs */
+    if (!xce->ports_known || xsim_ev_bound(xce, port))
+        rc = xsim_ev_oneway(xce, XSIM_OP_EV_UNMASK_ONEWAY, port);
+    pthread_mutex_unlock(&xce->ports_lock);
+    return rc;
 }
 
 /* As IOCTL_EVTCHN_RESTRICT_DOMID: from now on the handle only binds interdomain to domid

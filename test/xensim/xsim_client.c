@@ -70,6 +70,38 @@ static int xsim_client_connect(struct xsim_client *c)
     return 0;
 }
 
+static long xsim_ms_since(const struct timespec *t0)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Waits (bounded by XSIM_CLIENT_TIMEOUT_MS from t0) until sock is ready for `events`. */
+static int xsim_client_poll(struct xsim_client *c, short events, const struct timespec *t0)
+{
+    for (;;) {
+        long left = XSIM_CLIENT_TIMEOUT_MS - xsim_ms_since(t0);
+        struct pollfd pfd = { .fd = c->sock, .events = events };
+        int n;
+
+        if (left <= 0) {
+            xsim_client_log(c->logger, c->who, -1, "the xensim broker did not %s within %d ms",
+                            events == POLLOUT ? "take a request" : "answer", XSIM_CLIENT_TIMEOUT_MS);
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        n = poll(&pfd, 1, (int)left);
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+/* Sends one request. One-way requests pile up in the socket while the broker is busy: when
+ * its queue is full, waits (bounded) for room instead of blocking for good. */
 static int xsim_client_send(struct xsim_client *c, const struct xsim_req *req, size_t len, int fd_in)
 {
     union {
@@ -78,6 +110,7 @@ static int xsim_client_send(struct xsim_client *c, const struct xsim_req *req, s
     } ctl;
     struct iovec iov = { (void *)req, len };
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    struct timespec t0;
     ssize_t n;
 
     if (fd_in >= 0) {
@@ -91,18 +124,17 @@ static int xsim_client_send(struct xsim_client *c, const struct xsim_req *req, s
         cm->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(cm), &fd_in, sizeof(int));
     }
-    do
-        n = sendmsg(c->sock, &msg, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        n = sendmsg(c->sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n >= 0 || (errno != EINTR && errno != EAGAIN))
+            break;
+        if (errno == EAGAIN && xsim_client_poll(c, POLLOUT, &t0) < 0)
+            return -1;
+    }
+    if (n >= 0 && n != (ssize_t)len)
+        errno = EPROTO; /* a SEQPACKET message goes whole or not at all */
     return n == (ssize_t)len ? 0 : -1;
-}
-
-static long xsim_ms_since(const struct timespec *t0)
-{
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
 /* Waits (bounded by XSIM_CLIENT_TIMEOUT_MS) until the reply is there. */
@@ -111,23 +143,7 @@ static int xsim_client_wait(struct xsim_client *c)
     struct timespec t0;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        long left = XSIM_CLIENT_TIMEOUT_MS - xsim_ms_since(&t0);
-        struct pollfd pfd = { .fd = c->sock, .events = POLLIN };
-        int n;
-
-        if (left <= 0) {
-            xsim_client_log(c->logger, c->who, -1, "the xensim broker did not answer within %d ms",
-                            XSIM_CLIENT_TIMEOUT_MS);
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        n = poll(&pfd, 1, (int)left);
-        if (n > 0)
-            return 0;
-        if (n < 0 && errno != EINTR)
-            return -1;
-    }
+    return xsim_client_poll(c, POLLIN, &t0);
 }
 
 static void xsim_close_fds(int *fds, unsigned n)
@@ -216,6 +232,27 @@ ssize_t xsim_client_call(struct xsim_client *c, const struct xsim_req *req, size
     if (n < 0)
         errno = err;
     return n;
+}
+
+int xsim_client_send_oneway(struct xsim_client *c, const struct xsim_req *req, size_t len)
+{
+    int err = 0;
+
+    /* One message at a time on sock: a one-way request never lands inside another thread's
+     * exchange (it has no reply, so it may come between that request and its reply). */
+    pthread_mutex_lock(&c->lock);
+    if (c->broken) {
+        err = EIO;
+    } else if (xsim_client_send(c, req, len, -1) < 0) {
+        err = errno == ETIMEDOUT ? ETIMEDOUT : EIO;
+        if (err == EIO)
+            xsim_client_log(c->logger, c->who, errno, "lost the connection to the xensim broker");
+        c->broken = true;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (err)
+        errno = err;
+    return err ? -1 : 0;
 }
 
 int xsim_client_open(struct xsim_client *c, uint32_t kind, bool cloexec, struct xentoollog_logger *logger,

@@ -40,6 +40,11 @@ int xsim_client_open(struct xsim_client *c, uint32_t kind, bool cloexec, struct 
 ssize_t xsim_client_call(struct xsim_client *c, const struct xsim_req *req, size_t len, int fd_in,
                          struct xsim_rep *rep, int *fds, unsigned max_fds, unsigned *nfds);
 
+/* A one-way request (XSIM_OP_EV_*_ONEWAY): sent in order with the others, no reply waited for.
+ * Returns 0, or -1 with errno EIO (the broker is gone, or dropped the connection after a bad
+ * request) or ETIMEDOUT (its queue stayed full); later calls then fail with EIO. */
+int xsim_client_send_oneway(struct xsim_client *c, const struct xsim_req *req, size_t len);
+
 /* Closes the connection. In the opening process it first says BYE and waits (bounded) until
  * the broker has released everything, so closing is synchronous as with the kernel's devices. */
 void xsim_client_close(struct xsim_client *c);

@@ -3,8 +3,13 @@
  *
  * Transport: one SOCK_SEQPACKET connection per library handle to $XENSIM_BROKER
  * (ROOT/dom<N>/xensim); the broker knows the domain from the socket the connection came in on.
- * Strictly request/reply: the client sends one struct xsim_req (fixed part + op payload), the
- * broker answers with exactly one struct xsim_rep (fixed part + entries). File descriptors travel
+ * Request/reply: the client sends one struct xsim_req (fixed part + op payload), the broker
+ * answers with exactly one struct xsim_rep (fixed part + entries). The one-way ops
+ * (EV_NOTIFY_ONEWAY, EV_UNMASK_ONEWAY) get no reply: they stand for a hypercall and a write()
+ * to /dev/xen/evtchn, which wait for nobody. The library checks locally what the kernel would
+ * refuse; the broker runs them in order with the connection's other requests, and one it
+ * cannot run (a library bug) is logged and closes the connection (the next call sees EIO).
+ * File descriptors travel
  * as SCM_RIGHTS next to a message:
  *   HELLO(EVTCHN)  reply carries the read end of the handle's delivery pipe (xenevtchn_fd):
  *                  the broker writes one evtchn_port_t (4 bytes, host order) per delivered event.
@@ -27,6 +32,8 @@
 #define XSIM_MAP_CHUNK     64u
 /* Pages one domain may have shared at a time: Linux gntalloc's default `limit`. */
 #define XSIM_GNT_DOMAIN_LIMIT 1024u
+/* Ports of the guest kernel's 2-level event-channel ABI (xen_evtchn_nr_channels()). */
+#define XSIM_EV_NR_CHANNELS 4096u
 /* "No notification" value of notify_port, as (evtchn_port_t)-1 in xengnttab.h. */
 #define XSIM_NO_PORT       UINT32_MAX
 
@@ -52,6 +59,9 @@ enum xsim_op {
                                   * in the kernel); the connection takes no further request */
     XSIM_OP_EV_RESTRICT,         /* port.domid: the handle may only bind to that domain from now on */
     XSIM_OP_EV_BIND_VIRQ,        /* port.port = virq: EACCES when restricted, else ENOSYS (no VIRQs) */
+    XSIM_OP_EV_NOTIFY_ONEWAY,    /* port.port, no reply: a port this handle owns (else the
+                                  * connection is closed) */
+    XSIM_OP_EV_UNMASK_ONEWAY,    /* port.port, no reply: ports it does not own are ignored */
 };
 
 struct xsim_req_hello {

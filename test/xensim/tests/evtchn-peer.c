@@ -22,6 +22,8 @@
 #define EVP_WAIT_MS 10000   /* bound on every wait for the other side */
 #define EVP_EVENT_MS 5000   /* bound on every wait for an event that must come */
 #define EVP_QUIET_MS 200    /* how long "nothing is delivered" is watched */
+#define EVP_FLOOD 10000     /* notifies in a row of the flood case */
+#define EVP_FLOOD_DRAIN 97  /* the receiver takes and unmasks what came every this many notifies */
 
 static const char *evp_dir;
 
@@ -470,6 +472,155 @@ static void evp_reexec_child(int fd, int port)
     xenevtchn_close(xce);
 }
 
+/* ---- one-way notify and unmask (in xensim neither waits for the broker; Xen's semantics) ---- */
+
+/* Two handles of this process joined by a loopback channel: a holds *pa, b holds *pb (the
+ * event Xen raises on b's new port is taken and unmasked). */
+static void evp_loopback(xenevtchn_handle *a, xenevtchn_handle *b, int *pa, int *pb, const char *name)
+{
+    *pa = xenevtchn_bind_unbound_port(a, DOMID_SELF);
+    *pb = *pa < 0 ? -1 : xenevtchn_bind_interdomain(b, DOMID_SELF, (evtchn_port_t)*pa);
+    if (*pb < 0)
+        report_die(name, "loopback bind: %s", strerror(errno));
+    if (!evp_wait_event(b, *pb, name))
+        exit(1);
+}
+
+/* A synchronous call on xce that changes nothing: when it returns, everything sent on the
+ * handle before it has been run (xensim: same connection, in order; Xen: trivially). Also
+ * shows the handle still works. */
+static bool evp_barrier(xenevtchn_handle *xce)
+{
+    int spare = xenevtchn_bind_unbound_port(xce, DOMID_SELF);
+
+    return spare > 0 && xenevtchn_unbind(xce, (evtchn_port_t)spare) == 0;
+}
+
+/* notify immediately followed by unbind: the notify was made while the port was bound, so the
+ * peer gets it (on Xen the hypercall is done before unbind starts). */
+static void evp_notify_unbind(void)
+{
+    const char *name = "notify then unbind at once: the peer still gets the event";
+    xenevtchn_handle *a = evp_open(), *b = evp_open();
+    int pa, pb;
+
+    evp_loopback(a, b, &pa, &pb, name);
+    if (xenevtchn_notify(b, (evtchn_port_t)pb) < 0 || xenevtchn_unbind(b, (evtchn_port_t)pb) < 0)
+        report_fail(name, "notify/unbind(%d): %s", pb, strerror(errno));
+    else if (evp_take_event(a, pa, name))
+        report_pass(name);
+    report_check(evp_barrier(b), "notify then unbind: the handle keeps working", strerror(errno));
+    xenevtchn_close(a);
+    xenevtchn_close(b);
+}
+
+/* unmask by a handle that does not own the port: ignored (evtchn_write skips ports it does not
+ * find), so the owner's masked port keeps its pending event until the owner unmasks. */
+static void evp_foreign_unmask(void)
+{
+    const char *name = "unmask of another handle's port";
+    xenevtchn_handle *a = evp_open(), *b = evp_open();
+    int pa, pb;
+
+    evp_loopback(a, b, &pa, &pb, name);
+    if (xenevtchn_notify(b, (evtchn_port_t)pb) < 0 || !evp_take_event(a, pa, name) ||
+        xenevtchn_notify(b, (evtchn_port_t)pb) < 0) /* a's port is masked now: this one waits */
+        report_die(name, "setting up a masked port with a pending event: %s", strerror(errno));
+    report_check(xenevtchn_unmask(b, (evtchn_port_t)pa) == 0, "unmask of another handle's port: no error",
+                 strerror(errno));
+    report_check(evp_barrier(b) && evp_quiet(a), "unmask of another handle's port: it stays masked, nothing delivered",
+                 "an event was delivered (or the handle stopped working)");
+    if (xenevtchn_unmask(a, (evtchn_port_t)pa) == 0 && evp_take_event(a, pa, name))
+        report_pass("unmask of another handle's port: the owner's unmask delivers the pending event");
+    xenevtchn_close(a);
+    xenevtchn_close(b);
+}
+
+/* Takes and unmasks whatever a has been delivered; returns how many. */
+static long evp_drain(xenevtchn_handle *a, int pa, int first_wait_ms, const char *name)
+{
+    long got = 0;
+
+    while (evp_poll(a, got ? 0 : first_wait_ms) > 0) {
+        if (!evp_wait_event(a, pa, name))
+            exit(1);
+        got++;
+    }
+    return got;
+}
+
+/* EVP_FLOOD notifies in a row while the receiver takes and unmasks what came now and then.
+ * Xen merges notifies only while the port is pending or masked: the tail of the flood must
+ * still reach the receiver after its last unmask, and nothing beyond the notifies arrives.
+ * Writes flood-pid and flood-port for the script, which counts the broker's notify lines. */
+static void evp_flood(void)
+{
+    const char *name = "10000 notifies in a row";
+    xenevtchn_handle *a = evp_open(), *b = evp_open();
+    long got = 0, tail;
+    int pa, pb;
+
+    evp_loopback(a, b, &pa, &pb, name);
+    for (long i = 1; i <= EVP_FLOOD; i++) {
+        if (xenevtchn_notify(b, (evtchn_port_t)pb) < 0)
+            report_die(name, "notify %ld: %s", i, strerror(errno));
+        if (i % EVP_FLOOD_DRAIN == 0)
+            got += evp_drain(a, pa, 0, name);
+    }
+    if (!evp_barrier(b))
+        report_die(name, "the sending handle stopped working: %s", strerror(errno));
+    /* Every notify has been run: the last ones came after the last unmask (or while an event
+     * was still unread), so at least one delivery is due. */
+    tail = evp_drain(a, pa, EVP_EVENT_MS, name);
+    got += tail;
+    if (tail < 1 || got > EVP_FLOOD)
+        report_fail(name, "%ld deliveries, %ld after the last notify (expected 1..%d, at least 1)", got, tail,
+                    EVP_FLOOD);
+    else
+        report_pass(name);
+    printf("# flood: %ld deliveries, %ld after the last notify\n", got, tail);
+    evp_put_file("flood-port", pb);
+    evp_put_file("flood-pid", getpid());
+    xenevtchn_close(a);
+    xenevtchn_close(b);
+}
+
+/* The first one-way cases in a row (one domain, loopback channels); the flood runs in a
+ * process of its own, so that the broker's log lines of its pid are the flood's only. */
+static void evp_oneway(void)
+{
+    evp_notify_unbind();
+    evp_foreign_unmask();
+}
+
+/* While the script holds xensimd stopped (SIGSTOP): what the evtchn driver answers without
+ * Xen must be answered by the library, and notify and unmask must not wait (a synchronous
+ * call would time out after 10 s). xensim only. */
+static void evp_broker_stopped(void)
+{
+    const char *name = "broker stopped";
+    xenevtchn_handle *a = evp_open(), *b = evp_open();
+    int pa, pb;
+
+    evp_loopback(a, b, &pa, &pb, name);
+    evp_put_file("ready", getpid());
+    evp_wait_file("stopped");
+    evp_expect_err(xenevtchn_notify(b, 777), ENOTCONN, "broker stopped: notify of a port never bound: ENOTCONN");
+    evp_expect_err(xenevtchn_notify(b, (evtchn_port_t)pa), ENOTCONN,
+                   "broker stopped: notify of another handle's port: ENOTCONN");
+    report_check(xenevtchn_notify(b, (evtchn_port_t)pb) == 0, "broker stopped: notify of a bound port returns",
+                 strerror(errno));
+    report_check(xenevtchn_unmask(b, (evtchn_port_t)pa) == 0 && xenevtchn_unmask(b, 777) == 0 &&
+                 xenevtchn_unmask(b, (evtchn_port_t)pb) == 0,
+                 "broker stopped: unmask of own, foreign and unknown ports returns without error", strerror(errno));
+    evp_put_file("calls-done", 1);
+    evp_wait_file("resumed");
+    if (evp_take_event(a, pa, "broker stopped: the notify is delivered once the broker runs"))
+        report_pass("broker stopped: the notify is delivered once the broker runs");
+    xenevtchn_close(a);
+    xenevtchn_close(b);
+}
+
 /* A logger that keeps the last message, to check what the library reports. */
 struct evp_logger {
     struct xentoollog_logger base;
@@ -503,7 +654,7 @@ static void evp_usage(void)
 {
     fprintf(stderr, "usage: evtchn-peer serve DIR N REMOTE | ping DIR N REMOTE | mask-recv DIR | mask-send DIR |\n"
                     "       offer DIR REMOTE | errors DIR OWNER | take DIR OWNER | keeper DIR | echo DIR GEN |\n"
-                    "       reexec DIR | no-broker\n");
+                    "       reexec DIR | oneway DIR | flood DIR | broker-stopped DIR | no-broker\n");
     exit(2);
 }
 
@@ -540,6 +691,12 @@ int main(int argc, char **argv)
         evp_keeper();
     else if (!strcmp(mode, "echo") && argc == 4)
         evp_echo(a);
+    else if (!strcmp(mode, "oneway"))
+        evp_oneway();
+    else if (!strcmp(mode, "flood"))
+        evp_flood();
+    else if (!strcmp(mode, "broker-stopped"))
+        evp_broker_stopped();
     else if (!strcmp(mode, "reexec"))
         evp_reexec("/proc/self/exe");
     else if (!strcmp(mode, "reexec-child") && argc == 5)

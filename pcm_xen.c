@@ -223,6 +223,7 @@ struct xsnd_pcm {
     long long clock_ref_us;        /* interpolation: the stream played clock_ref_pos */
     uint64_t clock_ref_pos;        /* ... at clock_ref_us, as far as we know */
     int io_error;                  /* a failed WRITE/READ/TRIGGER, reported on the next call */
+    pthread_mutex_t lock;          /* every field, in every callback: XSND_LOCKED */
     bool dead;
 };
 
@@ -596,7 +597,7 @@ static int xsnd_trigger(struct xsnd_pcm *p, uint8_t type)
     return xring_submit_wait(p->ring, &req);
 }
 
-static int xsnd_start(snd_pcm_ioplug_t *io)
+static int xsnd_start_locked(snd_pcm_ioplug_t *io)
 {
     struct xsnd_pcm *p = io->private_data;
     int rc;
@@ -614,7 +615,7 @@ static int xsnd_start(snd_pcm_ioplug_t *io)
     return 0;
 }
 
-static int xsnd_stop(snd_pcm_ioplug_t *io)
+static int xsnd_stop_locked(snd_pcm_ioplug_t *io)
 {
     struct xsnd_pcm *p = io->private_data;
 
@@ -626,7 +627,7 @@ static int xsnd_stop(snd_pcm_ioplug_t *io)
     return 0;
 }
 
-static int xsnd_pause(snd_pcm_ioplug_t *io, int enable)
+static int xsnd_pause_locked(snd_pcm_ioplug_t *io, int enable)
 {
     struct xsnd_pcm *p = io->private_data;
     int rc;
@@ -644,7 +645,7 @@ static int xsnd_pause(snd_pcm_ioplug_t *io, int enable)
     return 0;
 }
 
-static snd_pcm_sframes_t xsnd_pointer(snd_pcm_ioplug_t *io)
+static snd_pcm_sframes_t xsnd_pointer_locked(snd_pcm_ioplug_t *io)
 {
     struct xsnd_pcm *p = io->private_data;
 
@@ -752,7 +753,7 @@ static void xsnd_write_frames(struct xsnd_pcm *p, const snd_pcm_channel_area_t *
     xsnd_flush(p, end);
 }
 
-static snd_pcm_sframes_t xsnd_transfer(snd_pcm_ioplug_t *io, const snd_pcm_channel_area_t *areas,
+static snd_pcm_sframes_t xsnd_transfer_locked(snd_pcm_ioplug_t *io, const snd_pcm_channel_area_t *areas,
                                        snd_pcm_uframes_t offset, snd_pcm_uframes_t size)
 {
     struct xsnd_pcm *p = io->private_data;
@@ -825,7 +826,7 @@ static int xsnd_open_stream(struct xsnd_pcm *p)
     return 0;
 }
 
-static int xsnd_prepare(snd_pcm_ioplug_t *io)
+static int xsnd_prepare_locked(snd_pcm_ioplug_t *io)
 {
     struct xsnd_pcm *p = io->private_data;
     uint64_t pos;
@@ -902,7 +903,7 @@ static int xsnd_query(struct xsnd_pcm *p, struct xensnd_query_hw_param *q)
     return 0;
 }
 
-static int xsnd_hw_params(snd_pcm_ioplug_t *io, snd_pcm_hw_params_t *params)
+static int xsnd_hw_params_locked(snd_pcm_ioplug_t *io, snd_pcm_hw_params_t *params)
 {
     struct xsnd_pcm *p = io->private_data;
     struct xensnd_query_hw_param q = { 0 };
@@ -946,7 +947,7 @@ static int xsnd_hw_params(snd_pcm_ioplug_t *io, snd_pcm_hw_params_t *params)
     return 0;
 }
 
-static int xsnd_hw_free(snd_pcm_ioplug_t *io)
+static int xsnd_hw_free_locked(snd_pcm_ioplug_t *io)
 {
     struct xsnd_pcm *p = io->private_data;
 
@@ -955,7 +956,7 @@ static int xsnd_hw_free(snd_pcm_ioplug_t *io)
     return 0;
 }
 
-static int xsnd_sw_params(snd_pcm_ioplug_t *io, snd_pcm_sw_params_t *params)
+static int xsnd_sw_params_locked(snd_pcm_ioplug_t *io, snd_pcm_sw_params_t *params)
 {
     struct xsnd_pcm *p = io->private_data;
 
@@ -968,7 +969,7 @@ static int xsnd_sw_params(snd_pcm_ioplug_t *io, snd_pcm_sw_params_t *params)
     return 0;
 }
 
-static int xsnd_delay(snd_pcm_ioplug_t *io, snd_pcm_sframes_t *delayp)
+static int xsnd_delay_locked(snd_pcm_ioplug_t *io, snd_pcm_sframes_t *delayp)
 {
     struct xsnd_pcm *p = io->private_data;
     uint64_t appl, queued_to;
@@ -988,11 +989,11 @@ static int xsnd_delay(snd_pcm_ioplug_t *io, snd_pcm_sframes_t *delayp)
     return 0;
 }
 
-static int xsnd_drain(snd_pcm_ioplug_t *io)
+static int xsnd_drain_locked(snd_pcm_ioplug_t *io)
 {
     struct xsnd_pcm *p = io->private_data;
     long long deadline;
-    int rc;
+    int rc, wait_ms;
 
     if (!p->playback)
         return 0; /* capture: nothing to wait for (as bluez-alsa) */
@@ -1002,7 +1003,7 @@ static int xsnd_drain(snd_pcm_ioplug_t *io)
     if (p->io_error)
         return p->io_error;
     /* With a drain callback ioplug does not start a prepared stream: we must. */
-    if (!p->be_running && p->submitted && (rc = xsnd_start(io)) < 0)
+    if (!p->be_running && p->submitted && (rc = xsnd_start_locked(io)) < 0)
         return rc;
     if (io->nonblock) { /* set at open from SND_PCM_NONBLOCK too: ioplug does not */
         xsnd_update(p);
@@ -1030,12 +1031,16 @@ static int xsnd_drain(snd_pcm_ioplug_t *io)
                    (unsigned long long)(p->submitted - p->be_pos));
             return -EIO;
         }
-        /* A partial last period ends by the clock: look often then. */
-        xring_wait(p->ring, p->submitted - p->be_pos < p->event_period_frames ? 5 : 100);
+        /* A partial last period ends by the clock: look often then. The lock is let go while
+         * waiting: other threads read the pointer and delay meanwhile (and may drop). */
+        wait_ms = p->submitted - p->be_pos < p->event_period_frames ? 5 : 100;
+        pthread_mutex_unlock(&p->lock);
+        xring_wait(p->ring, wait_ms);
+        pthread_mutex_lock(&p->lock);
     }
 }
 
-static int xsnd_poll_revents(snd_pcm_ioplug_t *io, struct pollfd *pfd, unsigned int nfds, unsigned short *revents)
+static int xsnd_poll_revents_locked(snd_pcm_ioplug_t *io, struct pollfd *pfd, unsigned int nfds, unsigned short *revents)
 {
     struct xsnd_pcm *p = io->private_data;
     uint64_t ticks;
@@ -1063,7 +1068,9 @@ static int xsnd_poll_revents(snd_pcm_ioplug_t *io, struct pollfd *pfd, unsigned 
         }
         /* Done: the pointer now shows it, and ioplug ends the drain (state SETUP) when it reads
          * the pointer: let it now, so that the application need not (as bluez-alsa). */
+        pthread_mutex_unlock(&p->lock); /* snd_pcm_avail takes ioplug's lock, then ours */
         snd_pcm_avail(io->pcm);
+        pthread_mutex_lock(&p->lock);
     }
     if (xsnd_ready(p)) {
         *revents = p->playback ? POLLOUT : POLLIN;
@@ -1076,7 +1083,7 @@ static int xsnd_poll_revents(snd_pcm_ioplug_t *io, struct pollfd *pfd, unsigned 
     return 0;
 }
 
-static void xsnd_dump(snd_pcm_ioplug_t *io, snd_output_t *out)
+static void xsnd_dump_locked(snd_pcm_ioplug_t *io, snd_output_t *out)
 {
     struct xsnd_pcm *p = io->private_data;
     const struct xsc_card *c = &p->card->conn.card;
@@ -1089,23 +1096,76 @@ static void xsnd_dump(snd_pcm_ioplug_t *io, snd_output_t *out)
     }
 }
 
-static int xsnd_close(snd_pcm_ioplug_t *io);
+static void xsnd_free(struct xsnd_pcm *p);
+
+/* Every callback runs under the PCM's lock: ioplug calls drain, poll_revents, prepare,
+ * sw_params and hw_free without its own, from any thread, while another thread may be in
+ * pointer, delay or transfer (PipeWire, PulseAudio and JACK do so). The lock is never held
+ * while calling back into alsa-lib (ioplug's lock is taken first, ours second). */
+#define XSND_LOCKED(type, name, params, args)                                                                         \
+    static type xsnd_cb_##name params                                                                                  \
+    {                                                                                                                  \
+        struct xsnd_pcm *p = io->private_data;                                                                        \
+        type rc;                                                                                                       \
+                                                                                                                       \
+        pthread_mutex_lock(&p->lock);                                                                                  \
+        rc = xsnd_##name##_locked args;                                                                                \
+        pthread_mutex_unlock(&p->lock);                                                                                \
+        return rc;                                                                                                     \
+    }
+XSND_LOCKED(int, start, (snd_pcm_ioplug_t *io), (io))
+XSND_LOCKED(int, stop, (snd_pcm_ioplug_t *io), (io))
+XSND_LOCKED(int, pause, (snd_pcm_ioplug_t *io, int enable), (io, enable))
+XSND_LOCKED(snd_pcm_sframes_t, pointer, (snd_pcm_ioplug_t *io), (io))
+XSND_LOCKED(snd_pcm_sframes_t, transfer,
+            (snd_pcm_ioplug_t *io, const snd_pcm_channel_area_t *areas, snd_pcm_uframes_t offset,
+             snd_pcm_uframes_t size),
+            (io, areas, offset, size))
+XSND_LOCKED(int, prepare, (snd_pcm_ioplug_t *io), (io))
+XSND_LOCKED(int, hw_params, (snd_pcm_ioplug_t *io, snd_pcm_hw_params_t *params), (io, params))
+XSND_LOCKED(int, hw_free, (snd_pcm_ioplug_t *io), (io))
+XSND_LOCKED(int, sw_params, (snd_pcm_ioplug_t *io, snd_pcm_sw_params_t *params), (io, params))
+XSND_LOCKED(int, delay, (snd_pcm_ioplug_t *io, snd_pcm_sframes_t *delayp), (io, delayp))
+XSND_LOCKED(int, drain, (snd_pcm_ioplug_t *io), (io))
+XSND_LOCKED(int, poll_revents,
+            (snd_pcm_ioplug_t *io, struct pollfd *pfd, unsigned int nfds, unsigned short *revents),
+            (io, pfd, nfds, revents))
+
+static void xsnd_cb_dump(snd_pcm_ioplug_t *io, snd_output_t *out)
+{
+    struct xsnd_pcm *p = io->private_data;
+
+    pthread_mutex_lock(&p->lock); /* see XSND_LOCKED */
+    xsnd_dump_locked(io, out);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static int xsnd_cb_close(snd_pcm_ioplug_t *io)
+{
+    struct xsnd_pcm *p = io->private_data;
+
+    pthread_mutex_lock(&p->lock); /* see XSND_LOCKED; no other call may follow close */
+    xsnd_close_stream(p);
+    pthread_mutex_unlock(&p->lock);
+    xsnd_free(p);
+    return 0;
+}
 
 static const snd_pcm_ioplug_callback_t xsnd_callback = {
-    .start = xsnd_start,
-    .stop = xsnd_stop,
-    .pointer = xsnd_pointer,
-    .transfer = xsnd_transfer,
-    .close = xsnd_close,
-    .hw_params = xsnd_hw_params,
-    .hw_free = xsnd_hw_free,
-    .sw_params = xsnd_sw_params,
-    .prepare = xsnd_prepare,
-    .drain = xsnd_drain,
-    .pause = xsnd_pause,
-    .poll_revents = xsnd_poll_revents,
-    .dump = xsnd_dump,
-    .delay = xsnd_delay,
+    .start = xsnd_cb_start,
+    .stop = xsnd_cb_stop,
+    .pointer = xsnd_cb_pointer,
+    .transfer = xsnd_cb_transfer,
+    .close = xsnd_cb_close,
+    .hw_params = xsnd_cb_hw_params,
+    .hw_free = xsnd_cb_hw_free,
+    .sw_params = xsnd_cb_sw_params,
+    .prepare = xsnd_cb_prepare,
+    .drain = xsnd_cb_drain,
+    .pause = xsnd_cb_pause,
+    .poll_revents = xsnd_cb_poll_revents,
+    .dump = xsnd_cb_dump,
+    .delay = xsnd_cb_delay,
 };
 
 static void xsnd_free(struct xsnd_pcm *p)
@@ -1124,17 +1184,10 @@ static void xsnd_free(struct xsnd_pcm *p)
         close(p->wake_fd);
     if (p->timer_fd >= 0)
         close(p->timer_fd);
+    pthread_mutex_destroy(&p->lock);
     free(p);
 }
 
-static int xsnd_close(snd_pcm_ioplug_t *io)
-{
-    struct xsnd_pcm *p = io->private_data;
-
-    xsnd_close_stream(p);
-    xsnd_free(p);
-    return 0;
-}
 
 /* ---------------------------------------------------------------- open */
 
@@ -1341,6 +1394,7 @@ SND_PCM_PLUGIN_DEFINE_FUNC(xen)
     if (!p)
         return -ENOMEM;
     p->epfd = p->wake_fd = p->timer_fd = -1;
+    pthread_mutex_init(&p->lock, NULL);
     p->playback = playback;
     p->timeout_ms = (unsigned)opt.timeout_ms;
     if ((rc = xsnd_card_get((int)opt.card, p->timeout_ms, &p->card)) < 0) {

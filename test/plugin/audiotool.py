@@ -9,6 +9,7 @@
   audiotool wav FMT RATE CH IN_RAW OUT    wraps IN_RAW in a WAV header (float formats: tag 3) unchanged
   audiotool find IN_RAW WAV               exit 0 iff IN_RAW's bytes appear contiguously in WAV's data
   audiotool stampgen OUT FRAMES [FROM TO] writes what `stamps` expects, raw (for checks without python)
+  audiotool stamps-tail WAV FRAMES        the same for WAV's last FRAMES frames (it may hold more before them)
   audiotool stamps WAV FRAMES [FROM TO]   exit 0 iff WAV (S16_LE stereo) holds exactly FRAMES frames, frame k
                                           stamped with its position k (pcm-positions.c), frames FROM..TO-1 silent
 FMT is an aplay -f name: U8 S16_LE S24_LE S32_LE FLOAT_LE ...
@@ -108,8 +109,10 @@ def stampgen(out, frames, silent_from=0, silent_to=0):
         f.write(b"".join(struct.pack("<HH", *stamp(k, silent_from, silent_to)) for k in range(frames)))
 
 
-def stamps(wav_path, frames, silent_from=0, silent_to=0):
+def stamps(wav_path, frames, silent_from=0, silent_to=0, tail=False):
     _, data = wav_data(wav_path)
+    if tail and len(data) >= frames * 4:
+        data = data[len(data) - frames * 4:]
     if len(data) != frames * 4:
         print(f"audiotool: {wav_path}: {len(data) // 4} frames, expected {frames}")
         return 1
@@ -138,5 +141,7 @@ if __name__ == "__main__":
         stampgen(a[1], *map(int, a[2:]))
     elif a[:1] == ["stamps"] and len(a) in (3, 5):
         sys.exit(stamps(a[1], *map(int, a[2:])))
+    elif a[:1] == ["stamps-tail"] and len(a) == 3:
+        sys.exit(stamps(a[1], int(a[2]), tail=True))
     else:
         sys.exit(__doc__)

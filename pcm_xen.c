@@ -69,7 +69,16 @@ struct xsnd_card {
     struct xring rings[XSC_MAX_STREAMS];
     bool in_use[XSC_MAX_STREAMS];
     char labels[XSC_MAX_STREAMS][96];
+    pid_t owner; /* the process that connected it; a fork()ed child has only a copy */
 };
+
+/* Is this a fork()ed child's copy of a card the parent connected? The child must touch none of
+ * its Xen objects or its xenstore connection (the parent still plays; libxenstore's reader
+ * thread did not survive the fork), nor the locks a parent thread may have held at fork. */
+static bool xsnd_card_inherited(const struct xsnd_card *c)
+{
+    return c->owner != getpid();
+}
 
 /* Protects the card list, refcounts, in_use, and every use of a card's shared grant handle. */
 static pthread_mutex_t xsnd_cards_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -140,7 +149,7 @@ static int xsnd_card_get(int devid, unsigned timeout_ms, struct xsnd_card **out)
     rc = xsc_open(&c->conn, devid, timeout_ms);
     if (rc == 0) {
         for (struct xsnd_card *o = xsnd_cards; o; o = o->next) {
-            if (o->conn.card.devid == c->conn.card.devid) {
+            if (o->conn.card.devid == c->conn.card.devid && !xsnd_card_inherited(o)) {
                 xsc_close(&c->conn);
                 free(c);
                 o->refs++;
@@ -155,6 +164,7 @@ static int xsnd_card_get(int devid, unsigned timeout_ms, struct xsnd_card **out)
         xsnd_card_teardown(c, false);
     } else {
         c->refs = 1;
+        c->owner = getpid();
         c->next = xsnd_cards;
         xsnd_cards = c;
         *out = c;
@@ -1098,43 +1108,60 @@ static void xsnd_dump_locked(snd_pcm_ioplug_t *io, snd_output_t *out)
 
 static void xsnd_free(struct xsnd_pcm *p);
 
+/* The poll descriptor's pieces: this process's own descriptors (a child's copies too). */
+static void xsnd_close_fds(struct xsnd_pcm *p)
+{
+    if (p->epfd >= 0)
+        close(p->epfd);
+    if (p->wake_fd >= 0)
+        close(p->wake_fd);
+    if (p->timer_fd >= 0)
+        close(p->timer_fd);
+}
+
 /* Every callback runs under the PCM's lock: ioplug calls drain, poll_revents, prepare,
  * sw_params and hw_free without its own, from any thread, while another thread may be in
  * pointer, delay or transfer (PipeWire, PulseAudio and JACK do so). The lock is never held
- * while calling back into alsa-lib (ioplug's lock is taken first, ours second). */
-#define XSND_LOCKED(type, name, params, args)                                                                         \
+ * while calling back into alsa-lib (ioplug's lock is taken first, ours second). A fork()ed
+ * child's copy answers in_child without touching anything (its drop and hw_free succeed, so that
+ * its close does). */
+#define XSND_LOCKED(type, name, params, args, in_child)                                                               \
     static type xsnd_cb_##name params                                                                                  \
     {                                                                                                                  \
         struct xsnd_pcm *p = io->private_data;                                                                        \
         type rc;                                                                                                       \
                                                                                                                        \
+        if (xsnd_card_inherited(p->card))                                                                              \
+            return in_child; /* a fork()ed child may only drop and close its copy */                                   \
         pthread_mutex_lock(&p->lock);                                                                                  \
         rc = xsnd_##name##_locked args;                                                                                \
         pthread_mutex_unlock(&p->lock);                                                                                \
         return rc;                                                                                                     \
     }
-XSND_LOCKED(int, start, (snd_pcm_ioplug_t *io), (io))
-XSND_LOCKED(int, stop, (snd_pcm_ioplug_t *io), (io))
-XSND_LOCKED(int, pause, (snd_pcm_ioplug_t *io, int enable), (io, enable))
-XSND_LOCKED(snd_pcm_sframes_t, pointer, (snd_pcm_ioplug_t *io), (io))
+XSND_LOCKED(int, start, (snd_pcm_ioplug_t *io), (io), -EBADFD)
+XSND_LOCKED(int, stop, (snd_pcm_ioplug_t *io), (io), 0)
+XSND_LOCKED(int, pause, (snd_pcm_ioplug_t *io, int enable), (io, enable), -EBADFD)
+XSND_LOCKED(snd_pcm_sframes_t, pointer, (snd_pcm_ioplug_t *io), (io), -EBADFD)
 XSND_LOCKED(snd_pcm_sframes_t, transfer,
             (snd_pcm_ioplug_t *io, const snd_pcm_channel_area_t *areas, snd_pcm_uframes_t offset,
              snd_pcm_uframes_t size),
-            (io, areas, offset, size))
-XSND_LOCKED(int, prepare, (snd_pcm_ioplug_t *io), (io))
-XSND_LOCKED(int, hw_params, (snd_pcm_ioplug_t *io, snd_pcm_hw_params_t *params), (io, params))
-XSND_LOCKED(int, hw_free, (snd_pcm_ioplug_t *io), (io))
-XSND_LOCKED(int, sw_params, (snd_pcm_ioplug_t *io, snd_pcm_sw_params_t *params), (io, params))
-XSND_LOCKED(int, delay, (snd_pcm_ioplug_t *io, snd_pcm_sframes_t *delayp), (io, delayp))
-XSND_LOCKED(int, drain, (snd_pcm_ioplug_t *io), (io))
+            (io, areas, offset, size), -EBADFD)
+XSND_LOCKED(int, prepare, (snd_pcm_ioplug_t *io), (io), -EBADFD)
+XSND_LOCKED(int, hw_params, (snd_pcm_ioplug_t *io, snd_pcm_hw_params_t *params), (io, params), -EBADFD)
+XSND_LOCKED(int, hw_free, (snd_pcm_ioplug_t *io), (io), 0)
+XSND_LOCKED(int, sw_params, (snd_pcm_ioplug_t *io, snd_pcm_sw_params_t *params), (io, params), -EBADFD)
+XSND_LOCKED(int, delay, (snd_pcm_ioplug_t *io, snd_pcm_sframes_t *delayp), (io, delayp), -EBADFD)
+XSND_LOCKED(int, drain, (snd_pcm_ioplug_t *io), (io), -EBADFD)
 XSND_LOCKED(int, poll_revents,
             (snd_pcm_ioplug_t *io, struct pollfd *pfd, unsigned int nfds, unsigned short *revents),
-            (io, pfd, nfds, revents))
+            (io, pfd, nfds, revents), -EBADFD)
 
 static void xsnd_cb_dump(snd_pcm_ioplug_t *io, snd_output_t *out)
 {
     struct xsnd_pcm *p = io->private_data;
 
+    if (xsnd_card_inherited(p->card))
+        return;
     pthread_mutex_lock(&p->lock); /* see XSND_LOCKED */
     xsnd_dump_locked(io, out);
     pthread_mutex_unlock(&p->lock);
@@ -1144,6 +1171,11 @@ static int xsnd_cb_close(snd_pcm_ioplug_t *io)
 {
     struct xsnd_pcm *p = io->private_data;
 
+    if (xsnd_card_inherited(p->card)) { /* its stream, rings, grants and card are the parent's */
+        xsnd_close_fds(p);
+        free(p);
+        return 0;
+    }
     pthread_mutex_lock(&p->lock); /* see XSND_LOCKED; no other call may follow close */
     xsnd_close_stream(p);
     pthread_mutex_unlock(&p->lock);
@@ -1178,12 +1210,7 @@ static void xsnd_free(struct xsnd_pcm *p)
         pthread_mutex_unlock(&xsnd_cards_lock);
         xsnd_card_put(p->card);
     }
-    if (p->epfd >= 0)
-        close(p->epfd);
-    if (p->wake_fd >= 0)
-        close(p->wake_fd);
-    if (p->timer_fd >= 0)
-        close(p->timer_fd);
+    xsnd_close_fds(p);
     pthread_mutex_destroy(&p->lock);
     free(p);
 }

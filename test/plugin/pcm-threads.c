@@ -6,7 +6,9 @@
  *     no call reports the backend dead (the script checks the backend's file: pb0.wav);
  *   2 60 rounds of write, drain, prepare in one thread while another reads status/delay/avail;
  *   3 60 rounds of a drain in one thread while another drops the stream after 0..20 ms; then
- *     the PCM still plays 1 s of stamps (the last backend file).
+ *     the PCM still plays 1 s of stamps (the end of the third backend file);
+ *   4 a fork()ed child closes its copy of the PCM after 0.5 s of stamps and exits; the parent
+ *     plays 0.5 s more and drains: the fourth backend file holds the whole second.
  * Prints one PASS:/FAIL: line per case; exits 1 if any failed. */
 #include <alsa/asoundlib.h>
 #include <pthread.h>
@@ -16,12 +18,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PT_RATE 48000
 #define PT_PERIOD 1024
 #define PT_BUFFER 4096
-#define PT_CASES 3
+#define PT_CASES 4
 
 static const char *pt_device;
 static int pt_failures, pt_ran;
@@ -223,12 +227,33 @@ static void pt_drain_vs_drop(void)
     snd_pcm_close(pcm);
 }
 
+static void pt_fork_close(void)
+{
+    snd_pcm_t *pcm = pt_open();
+    int werr = pt_write(pcm, 0, PT_RATE / 2), werr2 = -1, derr = -1, status = -1;
+    pid_t child = fork();
+
+    if (child == 0)
+        _exit(snd_pcm_close(pcm) == 0 ? 0 : 1); /* as a server's helper process may */
+    if (child > 0)
+        waitpid(child, &status, 0);
+    werr2 = pt_write(pcm, PT_RATE / 2, PT_RATE / 2);
+    derr = snd_pcm_drain(pcm);
+    pt_result(!werr && child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && !werr2 && !derr,
+              "a fork()ed child closes the PCM, the parent plays on",
+              "0.5 s written (%s), the child's close %s, then 0.5 s more (%s), drain %s", snd_strerror(werr),
+              WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "succeeded" : "failed", snd_strerror(werr2),
+              snd_strerror(derr));
+    snd_pcm_close(pcm);
+}
+
 int main(int argc, char **argv)
 {
     pt_device = argc > 1 ? argv[1] : "xen_raw";
     pt_write_while_reading();
     pt_rounds_while_reading();
     pt_drain_vs_drop();
+    pt_fork_close();
     if (pt_ran != PT_CASES)
         printf("FAIL: threads: %d of %d cases ran\n", pt_ran, PT_CASES);
     return pt_failures || pt_ran != PT_CASES ? 1 : 0;

@@ -70,6 +70,10 @@ $(BUILD)/pcm-behaviour: test/plugin/pcm-behaviour.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -o $@ $< $(LDFLAGS_COMMON) $(ALSA_LIBS)
 all: $(BUILD)/pcm-behaviour
+$(BUILD)/pagesize-shim.so: test/plugin/pagesize-shim.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) -fPIC -shared -o $@ $< $(LDFLAGS_COMMON) -ldl
+all: $(BUILD)/pagesize-shim.so
 $(BUILD)/pcm-threads: test/plugin/pcm-threads.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -o $@ $< $(LDFLAGS_COMMON) $(ALSA_LIBS) -lpthread

@@ -1218,6 +1218,19 @@ static void xsnd_free(struct xsnd_pcm *p)
 
 /* ---------------------------------------------------------------- open */
 
+/* sndif's buffers and rings are 4 KiB Xen pages, granted one per page by gntalloc: a kernel with
+ * larger pages (arm64 with 16 or 64 KiB) would grant only the first 4 KiB of each. */
+static int xsnd_check_page_size(void)
+{
+    long page = sysconf(_SC_PAGESIZE);
+
+    if (page == (long)SHBUF_PAGE_SIZE)
+        return 0;
+    SNDERR("this guest's kernel uses %ld-byte pages: sndif shares 4096-byte pages, one grant each, "
+           "so pcm_xen needs a kernel with 4 KiB pages", page);
+    return -ENOSYS;
+}
+
 struct xsnd_options {
     long card;                 /* -1: the first card */
     long device;               /* -1: the first PCM device with a stream of our direction */
@@ -1416,6 +1429,8 @@ SND_PCM_PLUGIN_DEFINE_FUNC(xen)
 
     (void)root;
     if ((rc = xsnd_parse_options(conf, &opt)) < 0)
+        return rc;
+    if ((rc = xsnd_check_page_size()) < 0)
         return rc;
     p = calloc(1, sizeof(*p));
     if (!p)

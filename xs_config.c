@@ -692,9 +692,13 @@ int xsc_claim(struct xsc_conn *c, char *err)
         xs_transaction_t t = xs_transaction_start(c->xs);
         char *rec;
         long pid = 0;
+        int e;
 
-        if (!t)
-            return -errno;
+        if (!t) {
+            e = errno ? errno : EIO;
+            xsc_err(err, "vsnd card %u: cannot start a xenstore transaction: %s", c->card.devid, strerror(e));
+            return -e;
+        }
         rec = xs_read(c->xs, t, path, NULL);
         if (xsc_holder_alive(rec, &pid)) {
             free(rec);
@@ -704,16 +708,18 @@ int xsc_claim(struct xsc_conn *c, char *err)
         }
         free(rec);
         if (!xs_write(c->xs, t, path, me, strlen(me))) {
-            int e = errno;
-
+            e = errno ? errno : EIO;
             xs_transaction_end(c->xs, t, true);
             xsc_err(err, "vsnd card %u: cannot write %s: %s", c->card.devid, path, strerror(e));
             return -e;
         }
         if (xs_transaction_end(c->xs, t, false))
             return 0;
-        if (errno != EAGAIN)
-            return -errno;
+        if (errno != EAGAIN) {
+            e = errno ? errno : EIO;
+            xsc_err(err, "vsnd card %u: cannot commit the claim of %s: %s", c->card.devid, path, strerror(e));
+            return -e;
+        }
     }
     xsc_err(err, "vsnd card %u: xenstore transaction kept conflicting", c->card.devid);
     return -EAGAIN;
@@ -777,7 +783,7 @@ static int xsc_write_key(struct xsc_conn *c, xs_transaction_t t, const char *dir
 
     xsc_path(path, "%s/%s", dir, key);
     snprintf(val, sizeof(val), "%lu", v);
-    return xs_write(c->xs, t, path, val, strlen(val)) ? 0 : -errno;
+    return xs_write(c->xs, t, path, val, strlen(val)) ? 0 : errno ? -errno : -EIO;
 }
 
 /* All keys, `version` and state Initialised in one transaction, redone on EAGAIN. */
@@ -789,7 +795,7 @@ static int xsc_publish(struct xsc_conn *c, const struct xsc_stream_keys *keys)
         int rc = 0;
 
         if (!t)
-            return -errno;
+            return errno ? -errno : -EIO;
         for (unsigned i = 0; !rc && i < c->card.nstreams; i++) {
             const struct xsc_stream *st = &c->card.streams[i];
             char dir[XSC_PATH];
@@ -803,7 +809,7 @@ static int xsc_publish(struct xsc_conn *c, const struct xsc_stream_keys *keys)
         }
         xsc_path(path, "%s/version", c->card.fe_path);
         if (!rc && !xs_write(c->xs, t, path, XSC_PROTOCOL_VERSION, 1))
-            rc = -errno;
+            rc = errno ? -errno : -EIO;
         if (!rc)
             rc = xsc_write_key(c, t, c->card.fe_path, "state", XenbusStateInitialised);
         if (rc < 0) {
@@ -813,7 +819,7 @@ static int xsc_publish(struct xsc_conn *c, const struct xsc_stream_keys *keys)
         if (xs_transaction_end(c->xs, t, false))
             return 0;
         if (errno != EAGAIN)
-            return -errno;
+            return errno ? -errno : -EIO;
     }
     return -EAGAIN;
 }

@@ -24,6 +24,27 @@
 
 /* ---------------------------------------------------------------- parsing */
 
+/* A value from xenstore as it may be printed: at most `max` bytes of it, control characters,
+ * quotes, backslashes and bytes >= 0x7f as C escapes (a hostile or broken value must not write
+ * terminal controls or fake lines into the user's log); "..." when cut. out has 4*max+4 bytes. */
+static const char *xsc_escape(const char *v, size_t max, char *out)
+{
+    size_t n = 0, i;
+
+    for (i = 0; v[i] && i < max; i++) {
+        unsigned char ch = (unsigned char)v[i];
+
+        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
+            out[n++] = (char)ch;
+        else
+            n += (size_t)sprintf(out + n, "\\x%02x", ch);
+    }
+    if (v[i])
+        n += (size_t)sprintf(out + n, "...");
+    out[n] = 0;
+    return out;
+}
+
 static void xsc_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void xsc_err(char *err, const char *fmt, ...)
 {
@@ -234,7 +255,9 @@ static int xsc_read_limits(xsc_read_fn rd, void *ctx, const char *dir, struct xs
             break;
         }
         if (rc < 0) {
-            xsc_err(err, "%s/%s: invalid value \"%.40s\"", dir, keys[k], v);
+            char shown[4 * 40 + 4];
+
+            xsc_err(err, "%s/%s: invalid value \"%s\"", dir, keys[k], xsc_escape(v, 40, shown));
             free(v);
             return -EINVAL;
         }
@@ -309,7 +332,9 @@ static int xsc_parse_stream(xsc_read_fn rd, void *ctx, const char *dir, struct x
         return -EINVAL;
     }
     if (strcmp(v, "p") && strcmp(v, "c")) {
-        xsc_err(err, "%s/type: invalid value \"%.20s\" (must be \"p\" or \"c\")", dir, v);
+        char shown[4 * 20 + 4];
+
+        xsc_err(err, "%s/type: invalid value \"%s\" (must be \"p\" or \"c\")", dir, xsc_escape(v, 20, shown));
         free(v);
         return -EINVAL;
     }
@@ -752,9 +777,12 @@ static int xsc_check_versions(struct xsc_conn *c)
     for (char *tok = strtok_r(v, ",;", &save); tok; tok = strtok_r(NULL, ",;", &save))
         if (!strcmp(tok, XSC_PROTOCOL_VERSION))
             ok = true;
-    if (!ok)
-        SNDERR("vsnd card %u: the backend supports protocol versions \"%.40s\", not %s",
-               c->card.devid, v, XSC_PROTOCOL_VERSION);
+    if (!ok) {
+        char shown[4 * 40 + 4];
+
+        SNDERR("vsnd card %u: the backend supports protocol versions \"%s\", not %s", c->card.devid,
+               xsc_escape(v, 40, shown), XSC_PROTOCOL_VERSION);
+    }
     free(v);
     return ok ? 0 : -EPROTO;
 }

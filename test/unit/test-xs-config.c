@@ -106,6 +106,18 @@ int main(void)
     };
     CHECK("enumeration stops at the first gap", parse(gap, &c, err) == 0 && c.nstreams == 1 && c.npcms == 1);
 
+    /* A value printed in an error is escaped: no terminal control, no line break, no quote. */
+    static const struct node evil[] = {
+        { FE "/sample-rates", "48000,\x1b[2J\"\nALSA lib: fake" }, { FE "/0/0/type", "p" }, { NULL, NULL },
+    };
+    CHECK("an invalid value is printed escaped",
+          parse(evil, &c, err) == -EINVAL && strstr(err, "\\x1b[2J\\x22\\x0aALSA lib: fake") && !strchr(err, '\x1b') &&
+          !strchr(err, '\n'));
+    static const struct node longval[] = {
+        { FE "/0/0/type", "pppppppppppppppppppppppppppppp" }, { NULL, NULL },
+    };
+    CHECK("a long invalid value is cut", parse(longval, &c, err) == -EINVAL && strstr(err, "\"pppppppppppppppppppp...\""));
+
     CHECK("uint: plain", xsc_parse_uint("48000", UINT32_MAX, &v) == 0 && v == 48000);
     CHECK("uint: sign, space, empty, leading zero, overflow refused",
           xsc_parse_uint("-1", 100, &v) < 0 && xsc_parse_uint(" 1", 100, &v) < 0 && xsc_parse_uint("", 100, &v) < 0 &&

@@ -527,10 +527,6 @@ static void xsnd_update(struct xsnd_pcm *p)
     xsnd_watch(p);
 }
 
-/* Has the backend played everything it was given? Yes once it reported so; and also when the
- * rest is shorter than an event period, for which sndif promises no event (snd_be sends none
- * until a timer tick after its device ran dry), once the rest has had time to play since the
- * last position report, by our clock, with a margin for the backend's. */
 /* When a rest shorter than an event period counts as played (xring_now_ms's clock); -1 when
  * an event is still owed or nothing is playing. */
 static long long xsnd_rest_played_at(const struct xsnd_pcm *p)
@@ -544,6 +540,10 @@ static long long xsnd_rest_played_at(const struct xsnd_pcm *p)
     return p->last_progress_ms + rest_ms + rest_ms / 8 + XSND_DRAIN_MARGIN_MS;
 }
 
+/* Has the backend played everything it was given? Yes once it reported so; and also when the
+ * rest is shorter than an event period, for which sndif promises no event (snd_be sends none
+ * until a timer tick after its device ran dry), once the rest has had time to play since the
+ * last position report, by our clock, with a margin for the backend's. */
 static bool xsnd_played_all(const struct xsnd_pcm *p)
 {
     long long at;

@@ -764,7 +764,7 @@ static void xsnd_write_frames(struct xsnd_pcm *p, const snd_pcm_channel_area_t *
 }
 
 static snd_pcm_sframes_t xsnd_transfer_locked(snd_pcm_ioplug_t *io, const snd_pcm_channel_area_t *areas,
-                                       snd_pcm_uframes_t offset, snd_pcm_uframes_t size)
+                                              snd_pcm_uframes_t offset, snd_pcm_uframes_t size)
 {
     struct xsnd_pcm *p = io->private_data;
     snd_pcm_channel_area_t *buf_areas = alloca(io->channels * sizeof(*buf_areas));
@@ -1050,7 +1050,8 @@ static int xsnd_drain_locked(snd_pcm_ioplug_t *io)
     }
 }
 
-static int xsnd_poll_revents_locked(snd_pcm_ioplug_t *io, struct pollfd *pfd, unsigned int nfds, unsigned short *revents)
+static int xsnd_poll_revents_locked(snd_pcm_ioplug_t *io, struct pollfd *pfd, unsigned int nfds,
+                                    unsigned short *revents)
 {
     struct xsnd_pcm *p = io->private_data;
     uint64_t ticks;

@@ -21,12 +21,17 @@
  *     real-Xen run passes a looser bound;
  *   5 pause: 8 periods, snd_pcm_pause(1) for 300 ms (avail and delay frozen), snd_pcm_pause(0), 8
  *     more, drain: the stream is 16 periods of stamps, nothing lost or repeated across the pause.
+ * With "recovery" instead of MAX_STEP, two other cases (two backend files):
+ *   1 an underrun (4 periods, then nothing for 300 ms: -EPIPE), snd_pcm_prepare, 4 periods more
+ *     stamped on from position 4 periods, drain: the stream is 8 periods of stamps;
+ *   2 4 periods played out, snd_pcm_drop, snd_pcm_prepare, 4 more, drain: 8 periods of stamps.
  * Prints one PASS:/FAIL: line per case (a FAIL if fewer than all ran); exits 1 if any failed. */
 #include <alsa/asoundlib.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -341,6 +346,39 @@ out:
     snd_pcm_close(pcm);
 }
 
+/* After an underrun or a drop, the same PCM plays on, every frame at its place. */
+static void pp_case_recover(bool underrun)
+{
+    const char *name = underrun ? "underrun, prepare, 4 periods more" : "drop, prepare, 4 periods more";
+    snd_pcm_t *pcm = pp_open(1, name);
+    snd_pcm_sframes_t avail = 0;
+    long long ms;
+    int err;
+
+    if (!pcm)
+        return;
+    if (!pp_write(pcm, 0, 4 * PP_PERIOD, name))
+        goto out;
+    usleep(300000); /* 85 ms of audio: played out */
+    if (underrun && (avail = snd_pcm_avail(pcm)) != -EPIPE) {
+        pp_result(false, name, "avail after the queue ran dry: %ld (-EPIPE expected)", (long)avail);
+        goto out;
+    }
+    if (!underrun && (err = snd_pcm_drop(pcm)) < 0) {
+        pp_result(false, name, "snd_pcm_drop: %s", snd_strerror(err));
+        goto out;
+    }
+    if ((err = snd_pcm_prepare(pcm)) < 0) {
+        pp_result(false, name, "snd_pcm_prepare: %s", snd_strerror(err));
+        goto out;
+    }
+    if (pp_write(pcm, 4 * PP_PERIOD, 4 * PP_PERIOD, name) && pp_drain(pcm, name, &ms))
+        pp_result(true, name, "%s, prepared, 4 periods more drained in %lld ms",
+                  underrun ? "avail -EPIPE" : "dropped", ms);
+out:
+    snd_pcm_close(pcm);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2 && argc != 3) {
@@ -348,6 +386,13 @@ int main(int argc, char **argv)
         return 2;
     }
     pp_device = argv[1];
+    if (argc == 3 && strcmp(argv[2], "recovery") == 0) {
+        pp_case_recover(true);
+        pp_case_recover(false);
+        if (pp_ran != 2)
+            pp_result(false, "count", "%d of 2 cases ran", pp_ran);
+        return pp_failures ? 1 : 0;
+    }
     if (argc == 3)
         pp_max_step = pp_max_disagree = atoll(argv[2]);
     pp_case_drain();

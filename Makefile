@@ -66,7 +66,7 @@ $(BUILD)/duplex: test/plugin/duplex.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -o $@ $< $(LDFLAGS_COMMON) $(ALSA_LIBS) -lpthread
 all: $(BUILD)/duplex
-$(BUILD)/pcm-behaviour: test/plugin/pcm-behaviour.c
+$(BUILD)/pcm-behaviour: test/plugin/pcm-behaviour.c test/plugin/case-result.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -o $@ $< $(LDFLAGS_COMMON) $(ALSA_LIBS)
 all: $(BUILD)/pcm-behaviour
@@ -74,7 +74,7 @@ $(BUILD)/pagesize-shim.so: test/plugin/pagesize-shim.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) -fPIC -shared -o $@ $< $(LDFLAGS_COMMON) -ldl
 all: $(BUILD)/pagesize-shim.so
-$(BUILD)/pcm-threads: test/plugin/pcm-threads.c
+$(BUILD)/pcm-threads: test/plugin/pcm-threads.c test/plugin/case-result.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -o $@ $< $(LDFLAGS_COMMON) $(ALSA_LIBS) -lpthread
 all: $(BUILD)/pcm-threads
@@ -89,14 +89,14 @@ $(TSAN_DIR)/libasound_module_pcm_xen.so: $(PLUGIN_SRC) $(PLUGIN_HDR)
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(TSAN_WARN) -O1 -g $(TSAN_FLAGS) $(ALSA_CFLAGS) -fPIC -DPIC -shared \
 	    -o $@ $(PLUGIN_SRC) $(TSAN_FLAGS) $(ALSA_LIBS) $(XEN_LIBS) -lpthread
-$(TSAN_DIR)/pcm-threads: test/plugin/pcm-threads.c
+$(TSAN_DIR)/pcm-threads: test/plugin/pcm-threads.c test/plugin/case-result.h
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O1 -g $(TSAN_FLAGS) $(ALSA_CFLAGS) -o $@ $< \
 	    $(TSAN_FLAGS) $(ALSA_LIBS) -lpthread
 ifneq ($(SAN),1)
 all: $(TSAN_DIR)/libasound_module_pcm_xen.so $(TSAN_DIR)/pcm-threads
 endif
-$(BUILD)/pcm-positions: test/plugin/pcm-positions.c
+$(BUILD)/pcm-positions: test/plugin/pcm-positions.c test/plugin/case-result.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -o $@ $< $(LDFLAGS_COMMON) $(ALSA_LIBS)
 all: $(BUILD)/pcm-positions

@@ -13,25 +13,13 @@
 #include <string.h>
 #include <time.h>
 
+#define TC_PREFIX "pcm "
+#include "case-result.h"
+
 #define PB_RATE 48000
 #define PB_FRAME 4 /* S16_LE stereo */
 
 static const char *pb_device;
-static int pb_failures;
-
-static void pb_result(bool ok, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void pb_result(bool ok, const char *name, const char *fmt, ...)
-{
-    va_list ap;
-
-    printf("%s: pcm %s: ", ok ? "PASS" : "FAIL", name);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-    pb_failures += !ok;
-}
 
 static void pb_sleep_ms(long ms)
 {
@@ -88,14 +76,14 @@ static void pb_underrun(void)
 
     pb_sleep_ms(400); /* 85 ms of audio, then nothing: an underrun */
     avail = snd_pcm_avail(pcm);
-    pb_result(n == 4096 && avail == -EPIPE && snd_pcm_state(pcm) == SND_PCM_STATE_XRUN, "underrun",
+    tc_result(n == 4096 && avail == -EPIPE && snd_pcm_state(pcm) == SND_PCM_STATE_XRUN, "underrun",
               "avail after the buffer ran dry: %ld (-EPIPE expected), state %s", (long)avail,
               snd_pcm_state_name(snd_pcm_state(pcm)));
     n = snd_pcm_writei(pcm, (char[PB_FRAME * 16]){ 0 }, 16);
-    pb_result(n == -EPIPE, "underrun write", "writei in XRUN: %ld (-EPIPE expected)", (long)n);
+    tc_result(n == -EPIPE, "underrun write", "writei in XRUN: %ld (-EPIPE expected)", (long)n);
     snd_pcm_prepare(pcm);
     n = pb_write_silence(pcm, 4096);
-    pb_result(n == 4096 && snd_pcm_state(pcm) == SND_PCM_STATE_RUNNING, "underrun recovery",
+    tc_result(n == 4096 && snd_pcm_state(pcm) == SND_PCM_STATE_RUNNING, "underrun recovery",
               "prepare then writei: %ld, state %s", (long)n, snd_pcm_state_name(snd_pcm_state(pcm)));
     snd_pcm_drop(pcm);
     snd_pcm_close(pcm);
@@ -116,13 +104,13 @@ static void pb_pause(void)
     pb_sleep_ms(400);
     a2 = snd_pcm_avail(pcm);
     snd_pcm_delay(pcm, &d2);
-    pb_result(err == 0 && snd_pcm_state(pcm) == SND_PCM_STATE_PAUSED && a1 == a2 && d1 == d2, "pause",
+    tc_result(err == 0 && snd_pcm_state(pcm) == SND_PCM_STATE_PAUSED && a1 == a2 && d1 == d2, "pause",
               "while paused 400 ms: avail %ld -> %ld, delay %ld -> %ld (frozen expected), pause() %d", (long)a1,
               (long)a2, (long)d1, (long)d2, err);
     err = snd_pcm_pause(pcm, 0);
     pb_sleep_ms(300);
     a3 = snd_pcm_avail(pcm);
-    pb_result(err == 0 && a3 > a2 + 4800, "resume", "300 ms after resume avail went %ld -> %ld", (long)a2, (long)a3);
+    tc_result(err == 0 && a3 > a2 + 4800, "resume", "300 ms after resume avail went %ld -> %ld", (long)a2, (long)a3);
     snd_pcm_drop(pcm);
     snd_pcm_close(pcm);
 }
@@ -157,7 +145,7 @@ static void pb_poll_wakeups(void)
             written += (snd_pcm_uframes_t)n;
     }
     /* 1 s in 100 ms periods: about 10 wake-ups with work; a busy loop would make thousands. */
-    pb_result(written == total && wakeups <= 40, "poll wake-ups",
+    tc_result(written == total && wakeups <= 40, "poll wake-ups",
               "1 s of audio in 100 ms periods: %d wake-ups (%d without work), %lu frames written", wakeups, idle,
               (unsigned long)written);
     snd_pcm_drop(pcm);
@@ -172,12 +160,12 @@ static void pb_drain(void)
 
     pb_write_silence(pcm, 4800); /* 100 ms, not started yet (below the start threshold) */
     err = snd_pcm_drain(pcm);
-    pb_result(err == -EAGAIN, "drain nonblocking", "snd_pcm_drain of a non-blocking PCM: %d (-EAGAIN expected)",
+    tc_result(err == -EAGAIN, "drain nonblocking", "snd_pcm_drain of a non-blocking PCM: %d (-EAGAIN expected)",
               err);
     snd_pcm_nonblock(pcm, 0);
     t0 = pb_now_ms();
     err = snd_pcm_drain(pcm);
-    pb_result(err == 0 && snd_pcm_state(pcm) == SND_PCM_STATE_SETUP && pb_now_ms() - t0 < 3000, "drain",
+    tc_result(err == 0 && snd_pcm_state(pcm) == SND_PCM_STATE_SETUP && pb_now_ms() - t0 < 3000, "drain",
               "blocking drain: %d after %lld ms, state %s", err, pb_now_ms() - t0,
               snd_pcm_state_name(snd_pcm_state(pcm)));
     snd_pcm_close(pcm);
@@ -186,7 +174,7 @@ static void pb_drain(void)
     pb_write_silence(pcm, 1000); /* a short file: below the start threshold, never started */
     t0 = pb_now_ms();
     err = snd_pcm_drain(pcm);
-    pb_result(err == 0 && pb_now_ms() - t0 >= 15, "drain of a stream never started",
+    tc_result(err == 0 && pb_now_ms() - t0 >= 15, "drain of a stream never started",
               "%d after %lld ms (it must play the 21 ms first)", err, pb_now_ms() - t0);
     snd_pcm_close(pcm);
 }
@@ -203,7 +191,7 @@ static void pb_delay(void)
     pb_sleep_ms(300);
     e2 = snd_pcm_delay(pcm, &d2);
     /* 300 ms at 48 kHz: 14400 frames less queued, give or take a period of position granularity. */
-    pb_result(e1 == 0 && e2 == 0 && d1 <= 48000 && d2 >= 0 && d1 - d2 > 14400 - 4800 && d1 - d2 < 14400 + 4800,
+    tc_result(e1 == 0 && e2 == 0 && d1 <= 48000 && d2 >= 0 && d1 - d2 > 14400 - 4800 && d1 - d2 < 14400 + 4800,
               "delay", "%ld then, 300 ms later, %ld frames", (long)d1, (long)d2);
     snd_pcm_drop(pcm);
     snd_pcm_close(pcm);
@@ -224,16 +212,16 @@ static void pb_capture(void)
         snd_pcm_poll_descriptors_revents(pcm, pfd, (unsigned)nfds, &revents);
         ready = revents != 0;
     }
-    pb_result(ready == 0, "capture poll before start", "a prepared capture PCM is not readable (poll: %d)", ready);
+    tc_result(ready == 0, "capture poll before start", "a prepared capture PCM is not readable (poll: %d)", ready);
     n = snd_pcm_readi(pcm, buf, 1024);
-    pb_result(n == 1024, "capture read", "readi of one period: %ld", (long)n);
+    tc_result(n == 1024, "capture read", "readi of one period: %ld", (long)n);
     pb_sleep_ms(400); /* 85 ms buffer: the backend overruns it */
     avail = snd_pcm_avail(pcm);
-    pb_result(avail == -EPIPE, "capture overrun", "avail after 400 ms without reading: %ld (-EPIPE expected)",
+    tc_result(avail == -EPIPE, "capture overrun", "avail after 400 ms without reading: %ld (-EPIPE expected)",
               (long)avail);
     snd_pcm_prepare(pcm);
     n = snd_pcm_readi(pcm, buf, 1024);
-    pb_result(n == 1024, "capture overrun recovery", "prepare then readi: %ld", (long)n);
+    tc_result(n == 1024, "capture overrun recovery", "prepare then readi: %ld", (long)n);
     snd_pcm_close(pcm);
 }
 
@@ -282,7 +270,7 @@ static void pb_watch_long_period(void)
     int err = pb_poll_for(pcm, 800); /* 1 s queued, started; the first event comes after 0.5 s */
 
     avail = snd_pcm_avail(pcm);
-    pb_result(n == PB_RATE && err == 0 && avail >= PB_RATE / 2 && snd_pcm_state(pcm) == SND_PCM_STATE_RUNNING,
+    tc_result(n == PB_RATE && err == 0 && avail >= PB_RATE / 2 && snd_pcm_state(pcm) == SND_PCM_STATE_RUNNING,
               "watchdog: 500 ms periods, 300 ms timeout",
               "wrote %ld, polled 0.8 s: %s, then avail %ld (a period played expected), state %s", (long)n,
               err ? snd_strerror(err) : "no error", (long)avail, snd_pcm_state_name(snd_pcm_state(pcm)));
@@ -307,7 +295,7 @@ static void pb_watch_idle_boundary(void)
     err1 = pb_poll_for(pcm, 1000); /* 85 ms of audio, then a second of nothing: no underrun here */
     n2 = pb_write_silence(pcm, 4096);
     err2 = pb_poll_for(pcm, 300);
-    pb_result(n1 == 4096 && n2 == 4096 && !err1 && !err2 && snd_pcm_state(pcm) == SND_PCM_STATE_RUNNING,
+    tc_result(n1 == 4096 && n2 == 4096 && !err1 && !err2 && snd_pcm_state(pcm) == SND_PCM_STATE_RUNNING,
               "watchdog: stop_threshold = boundary, idle 1 s, then a write",
               "writes %ld and %ld, polled 1 s: %s, then 300 ms: %s, state %s", (long)n1, (long)n2,
               err1 ? snd_strerror(err1) : "no error", err2 ? snd_strerror(err2) : "no error",
@@ -333,7 +321,7 @@ static void pb_watch_capture_unread(void)
         avail = snd_pcm_avail(pcm); /* still the overrun, half a second later */
     snd_pcm_prepare(pcm);
     n2 = snd_pcm_readi(pcm, buf, 1024);
-    pb_result(n1 == 1024 && avail == -EPIPE && n2 == 1024, "watchdog: capture not read for 1.7 s, 300 ms timeout",
+    tc_result(n1 == 1024 && avail == -EPIPE && n2 == 1024, "watchdog: capture not read for 1.7 s, 300 ms timeout",
               "readi %ld, then avail %ld (-EPIPE expected: an overrun, not a dead backend), after prepare readi "
               "%ld", (long)n1, (long)avail, (long)n2);
     snd_pcm_close(pcm);
@@ -361,7 +349,7 @@ static void pb_drain_nonblock_poll(void)
         snd_pcm_poll_descriptors_revents(pcm, pfd, (unsigned)nfds, &revents);
     }
     t = pb_now_ms() - t0;
-    pb_result(n == (snd_pcm_sframes_t)frames && err == -EAGAIN && snd_pcm_state(pcm) == SND_PCM_STATE_SETUP &&
+    tc_result(n == (snd_pcm_sframes_t)frames && err == -EAGAIN && snd_pcm_state(pcm) == SND_PCM_STATE_SETUP &&
                   t >= 507 - 30 && wakeups <= 60,
               "drain nonblocking, by poll", "wrote %ld, drain %d, state %s after %lld ms (507 ms of audio) and %d "
               "poll wake-ups", (long)n, err, snd_pcm_state_name(snd_pcm_state(pcm)), t, wakeups);
@@ -392,7 +380,7 @@ static void pb_drain_abort(void)
     err = snd_pcm_drain(pcm);
     t = pb_now_ms() - t0;
     sigaction(SIGALRM, &old, NULL);
-    pb_result(n == PB_RATE && t < 700, "drain aborted", "snd_pcm_abort 200 ms into the drain of 1 s: drain "
+    tc_result(n == PB_RATE && t < 700, "drain aborted", "snd_pcm_abort 200 ms into the drain of 1 s: drain "
               "returned %d after %lld ms", err, t);
     snd_pcm_close(pcm);
 }
@@ -402,7 +390,7 @@ int main(int argc, char **argv)
     pb_device = argc > 1 ? argv[1] : "xen_raw";
     if (argc > 2 && strcmp(argv[2], "drain-nonblock") == 0) { /* a backend with period events only */
         pb_drain_nonblock_poll();
-        return pb_failures ? 1 : 0;
+        return tc_failures ? 1 : 0;
     }
     pb_underrun();
     pb_pause();
@@ -415,5 +403,5 @@ int main(int argc, char **argv)
     pb_watch_long_period();
     pb_watch_idle_boundary();
     pb_watch_capture_unread();
-    return pb_failures ? 1 : 0;
+    return tc_failures ? 1 : 0;
 }

@@ -35,6 +35,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define TC_PREFIX "positions "
+#include "case-result.h"
+
 #define PP_RATE   48000
 #define PP_PERIOD 1024
 #define PP_BUFFER (16 * PP_PERIOD)
@@ -45,22 +48,6 @@ static long long pp_max_step = PP_PERIOD / 2;
 /* avail and delay read by one snd_pcm_avail_delay: a frame or two apart in the simulation; with a
  * MAX_STEP given, a re-anchored pointer between its two calls may move them that far apart. */
 static long long pp_max_disagree = PP_PERIOD / 8;
-static int pp_failures, pp_ran;
-
-static void pp_result(bool ok, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void pp_result(bool ok, const char *name, const char *fmt, ...)
-{
-    va_list ap;
-
-    printf("%s: positions %s: ", ok ? "PASS" : "FAIL", name);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-    pp_failures += !ok;
-    pp_ran++;
-}
 
 static long long pp_now_ms(void)
 {
@@ -79,7 +66,7 @@ static snd_pcm_t *pp_open(snd_pcm_uframes_t start_threshold, const char *name)
     int err = snd_pcm_open(&pcm, pp_device, SND_PCM_STREAM_PLAYBACK, 0);
 
     if (err < 0) {
-        pp_result(false, name, "open %s: %s", pp_device, snd_strerror(err));
+        tc_result(false, name, "open %s: %s", pp_device, snd_strerror(err));
         return NULL;
     }
     snd_pcm_hw_params_alloca(&hw);
@@ -94,7 +81,7 @@ static snd_pcm_t *pp_open(snd_pcm_uframes_t start_threshold, const char *name)
         (err = snd_pcm_hw_params(pcm, hw)) < 0 || (err = snd_pcm_sw_params_current(pcm, sw)) < 0 ||
         (err = snd_pcm_sw_params_set_start_threshold(pcm, sw, start_threshold)) < 0 ||
         (err = snd_pcm_sw_params(pcm, sw)) < 0) {
-        pp_result(false, name, "set-up: %s", snd_strerror(err));
+        tc_result(false, name, "set-up: %s", snd_strerror(err));
         snd_pcm_close(pcm);
         return NULL;
     }
@@ -116,7 +103,7 @@ static bool pp_write(snd_pcm_t *pcm, uint32_t from, uint32_t n, const char *name
         snd_pcm_sframes_t w = snd_pcm_writei(pcm, buf + 2 * done, n - done);
 
         if (w < 0) {
-            pp_result(false, name, "writei at %u: %s", from + done, snd_strerror((int)w));
+            tc_result(false, name, "writei at %u: %s", from + done, snd_strerror((int)w));
             return false;
         }
         done += (uint32_t)w;
@@ -131,7 +118,7 @@ static bool pp_drain(snd_pcm_t *pcm, const char *name, long long *ms)
 
     *ms = pp_now_ms() - t0;
     if (err < 0) {
-        pp_result(false, name, "drain: %s", snd_strerror(err));
+        tc_result(false, name, "drain: %s", snd_strerror(err));
         return false;
     }
     return true;
@@ -148,7 +135,7 @@ static void pp_case_drain(void)
         return;
     if (pp_write(pcm, 0, total, name) && pp_drain(pcm, name, &ms)) {
         /* A bound against a hang, not a timing goal: the audio is 220 ms long. */
-        pp_result(ms < 5000, name, "drain returned 0 after %lld ms (%u frames written)", ms, total);
+        tc_result(ms < 5000, name, "drain returned 0 after %lld ms (%u frames written)", ms, total);
     }
     snd_pcm_close(pcm);
 }
@@ -165,9 +152,9 @@ static void pp_case_rewind(void)
     if (pp_write(pcm, 0, 4 * PP_PERIOD, name)) {
         back = snd_pcm_rewind(pcm, PP_PERIOD);
         if (back != PP_PERIOD)
-            pp_result(false, name, "snd_pcm_rewind(%d) returned %ld", PP_PERIOD, (long)back);
+            tc_result(false, name, "snd_pcm_rewind(%d) returned %ld", PP_PERIOD, (long)back);
         else if (pp_write(pcm, 3 * PP_PERIOD, 8 * PP_PERIOD, name) && pp_drain(pcm, name, &ms))
-            pp_result(true, name, "rewind %ld, 8 periods written, drained in %lld ms", (long)back, ms);
+            tc_result(true, name, "rewind %ld, 8 periods written, drained in %lld ms", (long)back, ms);
     }
     snd_pcm_close(pcm);
 }
@@ -184,9 +171,9 @@ static void pp_case_forward(void)
     if (pp_write(pcm, 0, 2 * PP_PERIOD, name)) {
         ahead = snd_pcm_forward(pcm, PP_PERIOD);
         if (ahead != PP_PERIOD)
-            pp_result(false, name, "snd_pcm_forward(%d) returned %ld", PP_PERIOD, (long)ahead);
+            tc_result(false, name, "snd_pcm_forward(%d) returned %ld", PP_PERIOD, (long)ahead);
         else if (pp_write(pcm, 3 * PP_PERIOD, 2 * PP_PERIOD, name) && pp_drain(pcm, name, &ms))
-            pp_result(true, name, "forward %ld, 2 periods written, drained in %lld ms", (long)ahead, ms);
+            tc_result(true, name, "forward %ld, 2 periods written, drained in %lld ms", (long)ahead, ms);
     }
     snd_pcm_close(pcm);
 }
@@ -224,12 +211,12 @@ static bool pp_sample(snd_pcm_t *pcm, uint32_t written, struct pp_sample *s, con
     /* avail_delay reads both, one after the other: they must agree but for the frames played
      * while it ran (microseconds here, milliseconds in a guest under QEMU). */
     if ((err = snd_pcm_htimestamp(pcm, &avail, &ts)) < 0) {
-        pp_result(false, name, "htimestamp: %s", snd_strerror(err));
+        tc_result(false, name, "htimestamp: %s", snd_strerror(err));
         return false;
     }
     t0 = pp_now_us();
     if ((err = snd_pcm_avail_delay(pcm, &avail2, &delay)) < 0) {
-        pp_result(false, name, "avail_delay: %s", snd_strerror(err));
+        tc_result(false, name, "avail_delay: %s", snd_strerror(err));
         return false;
     }
     s->both_us = pp_now_us() - t0;
@@ -238,7 +225,7 @@ static bool pp_sample(snd_pcm_t *pcm, uint32_t written, struct pp_sample *s, con
     s->pos_delay = (long long)written - delay;
     s->pos_both = (long long)written - (long long)(PP_BUFFER - avail2);
     if (delay < 0 || avail > PP_BUFFER) {
-        pp_result(false, name, "delay %ld, avail %lu after %u frames", (long)delay, (unsigned long)avail, written);
+        tc_result(false, name, "delay %ld, avail %lu after %u frames", (long)delay, (unsigned long)avail, written);
         return false;
     }
     return true;
@@ -260,7 +247,7 @@ static void pp_case_smooth(void)
         snd_pcm_sframes_t avail = snd_pcm_avail(pcm);
 
         if (avail < 0) {
-            pp_result(false, name, "avail after %u frames: %s", written, snd_strerror((int)avail));
+            tc_result(false, name, "avail after %u frames: %s", written, snd_strerror((int)avail));
             snd_pcm_close(pcm);
             return;
         }
@@ -284,7 +271,7 @@ static void pp_case_smooth(void)
                 long long step = cur.pos_avail - prev.pos_avail;
 
                 if (step < 0 || cur.pos_delay < prev.pos_delay) {
-                    pp_result(false, name, "position went back: %lld -> %lld (avail), %lld -> %lld (delay)",
+                    tc_result(false, name, "position went back: %lld -> %lld (avail), %lld -> %lld (delay)",
                               prev.pos_avail, cur.pos_avail, prev.pos_delay, cur.pos_delay);
                     snd_pcm_close(pcm);
                     return;
@@ -303,7 +290,7 @@ static void pp_case_smooth(void)
         usleep(3000);
     }
     if (pp_drain(pcm, name, &ms))
-        pp_result(worst <= pp_max_step && disagree <= pp_max_disagree && samples > 50, name,
+        tc_result(worst <= pp_max_step && disagree <= pp_max_disagree && samples > 50, name,
                   "%u samples: largest step beyond the elapsed time %lld frames (limit %lld), avail and delay "
                   "disagree by at most %lld frames beyond what played meanwhile", samples, worst, pp_max_step, disagree);
     snd_pcm_close(pcm);
@@ -322,7 +309,7 @@ static void pp_case_pause(void)
     if (!pp_write(pcm, 0, 8 * PP_PERIOD, name))
         goto out;
     if ((err = snd_pcm_pause(pcm, 1)) < 0) {
-        pp_result(false, name, "snd_pcm_pause(1): %s", snd_strerror(err));
+        tc_result(false, name, "snd_pcm_pause(1): %s", snd_strerror(err));
         goto out;
     }
     avail0 = snd_pcm_avail(pcm);
@@ -331,16 +318,16 @@ static void pp_case_pause(void)
     avail1 = snd_pcm_avail(pcm);
     snd_pcm_delay(pcm, &delay1);
     if ((err = snd_pcm_pause(pcm, 0)) < 0) {
-        pp_result(false, name, "snd_pcm_pause(0): %s", snd_strerror(err));
+        tc_result(false, name, "snd_pcm_pause(0): %s", snd_strerror(err));
         goto out;
     }
     if (avail0 != avail1 || delay0 != delay1) {
-        pp_result(false, name, "while paused avail %ld -> %ld, delay %ld -> %ld (frozen expected)", (long)avail0,
+        tc_result(false, name, "while paused avail %ld -> %ld, delay %ld -> %ld (frozen expected)", (long)avail0,
                   (long)avail1, (long)delay0, (long)delay1);
         goto out;
     }
     if (pp_write(pcm, 8 * PP_PERIOD, 8 * PP_PERIOD, name) && pp_drain(pcm, name, &ms))
-        pp_result(true, name, "avail %ld and delay %ld frozen while paused, drained in %lld ms", (long)avail0,
+        tc_result(true, name, "avail %ld and delay %ld frozen while paused, drained in %lld ms", (long)avail0,
                   (long)delay0, ms);
 out:
     snd_pcm_close(pcm);
@@ -361,19 +348,19 @@ static void pp_case_recover(bool underrun)
         goto out;
     usleep(300000); /* 85 ms of audio: played out */
     if (underrun && (avail = snd_pcm_avail(pcm)) != -EPIPE) {
-        pp_result(false, name, "avail after the queue ran dry: %ld (-EPIPE expected)", (long)avail);
+        tc_result(false, name, "avail after the queue ran dry: %ld (-EPIPE expected)", (long)avail);
         goto out;
     }
     if (!underrun && (err = snd_pcm_drop(pcm)) < 0) {
-        pp_result(false, name, "snd_pcm_drop: %s", snd_strerror(err));
+        tc_result(false, name, "snd_pcm_drop: %s", snd_strerror(err));
         goto out;
     }
     if ((err = snd_pcm_prepare(pcm)) < 0) {
-        pp_result(false, name, "snd_pcm_prepare: %s", snd_strerror(err));
+        tc_result(false, name, "snd_pcm_prepare: %s", snd_strerror(err));
         goto out;
     }
     if (pp_write(pcm, 4 * PP_PERIOD, 4 * PP_PERIOD, name) && pp_drain(pcm, name, &ms))
-        pp_result(true, name, "%s, prepared, 4 periods more drained in %lld ms",
+        tc_result(true, name, "%s, prepared, 4 periods more drained in %lld ms",
                   underrun ? "avail -EPIPE" : "dropped", ms);
 out:
     snd_pcm_close(pcm);
@@ -389,9 +376,9 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[2], "recovery") == 0) {
         pp_case_recover(true);
         pp_case_recover(false);
-        if (pp_ran != 2)
-            pp_result(false, "count", "%d of 2 cases ran", pp_ran);
-        return pp_failures ? 1 : 0;
+        if (tc_ran != 2)
+            tc_result(false, "count", "%d of 2 cases ran", tc_ran);
+        return tc_failures ? 1 : 0;
     }
     if (argc == 3)
         pp_max_step = pp_max_disagree = atoll(argv[2]);
@@ -400,7 +387,7 @@ int main(int argc, char **argv)
     pp_case_forward();
     pp_case_smooth();
     pp_case_pause();
-    if (pp_ran != PP_CASES)
-        pp_result(false, "count", "%d of %d cases ran", pp_ran, PP_CASES);
-    return pp_failures ? 1 : 0;
+    if (tc_ran != PP_CASES)
+        tc_result(false, "count", "%d of %d cases ran", tc_ran, PP_CASES);
+    return tc_failures ? 1 : 0;
 }

@@ -22,28 +22,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#define TC_PREFIX "threads "
+#include "case-result.h"
+
 #define PT_RATE 48000
 #define PT_PERIOD 1024
 #define PT_BUFFER 4096
 #define PT_CASES 4
 
 static const char *pt_device;
-static int pt_failures, pt_ran;
-
-static void pt_result(bool ok, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void pt_result(bool ok, const char *name, const char *fmt, ...)
-{
-    va_list ap;
-
-    printf("%s: threads %s: ", ok ? "PASS" : "FAIL", name);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-    pt_failures += !ok;
-    pt_ran++;
-}
 
 static void pt_sleep_us(long us)
 {
@@ -158,7 +145,7 @@ static void pt_write_while_reading(void)
     werr = pt_write(pcm, 0, 5 * PT_RATE);
     derr = snd_pcm_drain(pcm);
     pt_reader_stop(&r, t);
-    pt_result(!werr && !derr && !r.dead && r.calls > 1000, "5 s written while another thread reads status/delay/avail",
+    tc_result(!werr && !derr && !r.dead && r.calls > 1000, "5 s written while another thread reads status/delay/avail",
               "write %s, drain %s; the other thread made %ld calls, %ld of them -ENODEV/-EIO%s%s", snd_strerror(werr),
               snd_strerror(derr), r.calls, r.dead, r.dead ? ", the first " : "", r.dead ? snd_strerror(r.first_bad) : "");
     snd_pcm_close(pcm);
@@ -177,7 +164,7 @@ static void pt_rounds_while_reading(void)
             err = snd_pcm_prepare(pcm);
     }
     pt_reader_stop(&r, t);
-    pt_result(!err && !r.dead, "60 rounds of write, drain, prepare while another thread reads",
+    tc_result(!err && !r.dead, "60 rounds of write, drain, prepare while another thread reads",
               "%d rounds, the last %s; the other thread made %ld calls, %ld of them -ENODEV/-EIO", round,
               snd_strerror(err), r.calls, r.dead);
     snd_pcm_close(pcm);
@@ -221,7 +208,7 @@ static void pt_drain_vs_drop(void)
     }
     if (!err && (err = snd_pcm_prepare(pcm)) == 0 && (err = pt_write(pcm, 0, PT_RATE)) == 0)
         err = snd_pcm_drain(pcm);
-    pt_result(!bad && !err, "60 drains, each dropped from another thread after 0..20 ms, then 1 s played",
+    tc_result(!bad && !err, "60 drains, each dropped from another thread after 0..20 ms, then 1 s played",
               "%d rounds with -ENODEV/-EIO%s%s; the last stream: %s", bad, bad ? ", the first " : "",
               bad ? snd_strerror(first) : "", snd_strerror(err));
     snd_pcm_close(pcm);
@@ -239,7 +226,7 @@ static void pt_fork_close(void)
         waitpid(child, &status, 0);
     werr2 = pt_write(pcm, PT_RATE / 2, PT_RATE / 2);
     derr = snd_pcm_drain(pcm);
-    pt_result(!werr && child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && !werr2 && !derr,
+    tc_result(!werr && child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && !werr2 && !derr,
               "a fork()ed child closes the PCM, the parent plays on",
               "0.5 s written (%s), the child's close %s, then 0.5 s more (%s), drain %s", snd_strerror(werr),
               WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "succeeded" : "failed", snd_strerror(werr2),
@@ -254,7 +241,7 @@ int main(int argc, char **argv)
     pt_rounds_while_reading();
     pt_drain_vs_drop();
     pt_fork_close();
-    if (pt_ran != PT_CASES)
-        printf("FAIL: threads: %d of %d cases ran\n", pt_ran, PT_CASES);
-    return pt_failures || pt_ran != PT_CASES ? 1 : 0;
+    if (tc_ran != PT_CASES)
+        printf("FAIL: threads: %d of %d cases ran\n", tc_ran, PT_CASES);
+    return tc_failures || tc_ran != PT_CASES ? 1 : 0;
 }

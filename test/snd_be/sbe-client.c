@@ -26,6 +26,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#define TC_PREFIX ""
+#include "../plugin/case-result.h"
+
 #define SBC_PAUSE_MS 300    /* how long a pause is watched */
 #define SBC_LOG_WAIT_MS 3000 /* the plugin does not wait for TRIGGER's answer: the device's log line may lag */
 
@@ -36,21 +39,6 @@ struct sbc_args {
     snd_pcm_uframes_t period, buffer;
 };
 
-static int sbc_failures;
-
-static void sbc_result(bool ok, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void sbc_result(bool ok, const char *name, const char *fmt, ...)
-{
-    va_list ap;
-
-    printf("%s: %s: ", ok ? "PASS" : "FAIL", name);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-    sbc_failures += !ok;
-}
 
 static void sbc_sleep_ms(long ms)
 {
@@ -158,7 +146,7 @@ static snd_pcm_t *sbc_open(const struct sbc_args *a)
     int err;
 
     if ((err = snd_pcm_open(&pcm, a->device, SND_PCM_STREAM_PLAYBACK, 0)) < 0) {
-        sbc_result(false, a->name, "snd_pcm_open %s: %s", a->device, snd_strerror(err));
+        tc_result(false, a->name, "snd_pcm_open %s: %s", a->device, snd_strerror(err));
         return NULL;
     }
     snd_pcm_hw_params_alloca(&hw);
@@ -169,7 +157,7 @@ static snd_pcm_t *sbc_open(const struct sbc_args *a)
         (err = snd_pcm_hw_params_set_rate(pcm, hw, a->rate, 0)) < 0 ||
         (err = snd_pcm_hw_params_set_period_size(pcm, hw, a->period, 0)) < 0 ||
         (err = snd_pcm_hw_params_set_buffer_size(pcm, hw, a->buffer)) < 0 || (err = snd_pcm_hw_params(pcm, hw)) < 0) {
-        sbc_result(false, a->name, "hw_params (%s %u Hz %u ch, period %lu, buffer %lu): %s",
+        tc_result(false, a->name, "hw_params (%s %u Hz %u ch, period %lu, buffer %lu): %s",
                    snd_pcm_format_name(a->format), a->rate, a->channels, a->period, a->buffer, snd_strerror(err));
         snd_pcm_close(pcm);
         return NULL;
@@ -187,7 +175,7 @@ static bool sbc_write(const struct sbc_args *a, snd_pcm_t *pcm, const char *data
         snd_pcm_sframes_t w = snd_pcm_writei(pcm, data + from * fb, n);
 
         if (w < 0) {
-            sbc_result(false, a->name, "snd_pcm_writei at frame %zu: %s", from, snd_strerror((int)w));
+            tc_result(false, a->name, "snd_pcm_writei at frame %zu: %s", from, snd_strerror((int)w));
             return false;
         }
         from += (size_t)w;
@@ -208,25 +196,25 @@ static void sbc_drain_case(const struct sbc_args *a, const char *data, size_t le
         return;
     frames = len / (size_t)snd_pcm_frames_to_bytes(pcm, 1);
     if (frames % a->period == 0) {
-        sbc_result(false, a->name, "the file is %zu frames, a whole number of %lu-frame periods", frames, a->period);
+        tc_result(false, a->name, "the file is %zu frames, a whole number of %lu-frame periods", frames, a->period);
     } else if (sbc_write(a, pcm, data, 0, frames)) {
         err = snd_pcm_drain(pcm);
         returned = sbc_now_ns();
         played = sbc_log_event(a->record, "xrun|drained|stop", &played_by);
         diff = sbc_compare(a->record, data, len);
         if (err < 0)
-            sbc_result(false, a->name, "snd_pcm_drain: %s", snd_strerror(err));
+            tc_result(false, a->name, "snd_pcm_drain: %s", snd_strerror(err));
         else if (played < 0)
-            sbc_result(false, a->name, "the card logged no end of its stream within %d ms of drain", SBC_LOG_WAIT_MS);
+            tc_result(false, a->name, "the card logged no end of its stream within %d ms of drain", SBC_LOG_WAIT_MS);
         else if (played != (long long)frames)
-            sbc_result(false, a->name, "the card stopped or ran out after %lld frames of %zu", played, frames);
+            tc_result(false, a->name, "the card stopped or ran out after %lld frames of %zu", played, frames);
         else if (played_by > returned)
-            sbc_result(false, a->name, "drain returned %.1f ms before the card had played the last frame",
+            tc_result(false, a->name, "drain returned %.1f ms before the card had played the last frame",
                        (double)(played_by - returned) / 1e6);
         else if (*diff)
-            sbc_result(false, a->name, "%s", diff);
+            tc_result(false, a->name, "%s", diff);
         else
-            sbc_result(true, a->name, "%zu frames (%.2f periods of %lu): drain returned %.1f ms after the card played the last one; bit-exact",
+            tc_result(true, a->name, "%zu frames (%.2f periods of %lu): drain returned %.1f ms after the card played the last one; bit-exact",
                        frames, (double)frames / (double)a->period, a->period, (double)(returned - played_by) / 1e6);
     }
     snd_pcm_close(pcm);
@@ -257,31 +245,31 @@ static void sbc_pause_case(const struct sbc_args *a, const char *data, size_t le
     snprintf(path, sizeof(path), "%s.raw", a->record);
     snprintf(name, sizeof(name), "%s: pause holds", a->name);
     if (!sbc_can_pause(pcm)) {
-        sbc_result(false, name, "the PCM cannot pause (snd_pcm_hw_params_can_pause)");
+        tc_result(false, name, "the PCM cannot pause (snd_pcm_hw_params_can_pause)");
         goto out;
     }
     if (!sbc_write(a, pcm, data, 0, half))
         goto out;
     if ((err = snd_pcm_pause(pcm, 1)) < 0) {
-        sbc_result(false, name, "snd_pcm_pause(1): %s", snd_strerror(err));
+        tc_result(false, name, "snd_pcm_pause(1): %s", snd_strerror(err));
         goto out;
     }
     paused_at = sbc_log_event(a->record, "pause", NULL);
     sbc_sleep_ms(SBC_PAUSE_MS);
     held = sbc_size(path);
     if (snd_pcm_state(pcm) != SND_PCM_STATE_PAUSED)
-        sbc_result(false, name, "state %s while paused", snd_pcm_state_name(snd_pcm_state(pcm)));
+        tc_result(false, name, "state %s while paused", snd_pcm_state_name(snd_pcm_state(pcm)));
     else if (paused_at <= 0 || paused_at >= (long long)half)
-        sbc_result(false, name, "the device logged no pause within %d ms, or one at frame %lld (0 < F < %zu expected)",
+        tc_result(false, name, "the device logged no pause within %d ms, or one at frame %lld (0 < F < %zu expected)",
                    SBC_LOG_WAIT_MS, paused_at, half);
     else if (held != paused_at * (long long)fb)
-        sbc_result(false, name, "paused at frame %lld, but %lld bytes played after %d ms", paused_at, held,
+        tc_result(false, name, "paused at frame %lld, but %lld bytes played after %d ms", paused_at, held,
                    SBC_PAUSE_MS);
     else
-        sbc_result(true, name, "the device paused at frame %lld of %zu; nothing more played for %d ms", paused_at,
+        tc_result(true, name, "the device paused at frame %lld of %zu; nothing more played for %d ms", paused_at,
                    frames, SBC_PAUSE_MS);
     if ((err = snd_pcm_pause(pcm, 0)) < 0) {
-        sbc_result(false, a->name, "snd_pcm_pause(0): %s", snd_strerror(err));
+        tc_result(false, a->name, "snd_pcm_pause(0): %s", snd_strerror(err));
         goto out;
     }
     if (!sbc_write(a, pcm, data, half, frames))
@@ -292,16 +280,16 @@ static void sbc_pause_case(const struct sbc_args *a, const char *data, size_t le
     diff = sbc_compare(a->record, data, len);
     snprintf(name, sizeof(name), "%s: bit-exact across the pause", a->name);
     if (err < 0)
-        sbc_result(false, name, "snd_pcm_drain: %s", snd_strerror(err));
+        tc_result(false, name, "snd_pcm_drain: %s", snd_strerror(err));
     else if (ended_at != (long long)frames)
-        sbc_result(false, name, "the card ran dry or stopped at frame %lld of %zu (not fed without a gap)", ended_at,
+        tc_result(false, name, "the card ran dry or stopped at frame %lld of %zu (not fed without a gap)", ended_at,
                    frames);
     else if (resumed_at != paused_at)
-        sbc_result(false, name, "the device resumed at frame %lld, paused at %lld", resumed_at, paused_at);
+        tc_result(false, name, "the device resumed at frame %lld, paused at %lld", resumed_at, paused_at);
     else if (*diff)
-        sbc_result(false, name, "%s", diff);
+        tc_result(false, name, "%s", diff);
     else
-        sbc_result(true, name, "%zu frames, resumed at frame %lld", frames, resumed_at);
+        tc_result(true, name, "%zu frames, resumed at frame %lld", frames, resumed_at);
 out:
     snd_pcm_close(pcm);
 }
@@ -330,7 +318,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (!(data = sbc_slurp(a.file, &len))) {
-        sbc_result(false, a.name, "cannot read %s: %s", a.file, strerror(errno));
+        tc_result(false, a.name, "cannot read %s: %s", a.file, strerror(errno));
         return 1;
     }
     if (!strcmp(argv[1], "drain"))
@@ -338,5 +326,5 @@ int main(int argc, char **argv)
     else
         sbc_pause_case(&a, data, len);
     free(data);
-    return sbc_failures ? 1 : 0;
+    return tc_failures ? 1 : 0;
 }

@@ -36,6 +36,6 @@ $(SBE_HTSTAMP): test/snd_be/sbe_htstamp.c
 	@mkdir -p $(@D)
 	$(CC) $(SBE_CFLAGS) $(ALSA_CFLAGS) -fPIC -shared -Wl,-z,defs -o $@ $< $(ALSA_LIBS) -ldl
 
-$(SBE_CLIENT): test/snd_be/sbe-client.c
+$(SBE_CLIENT): test/snd_be/sbe-client.c test/plugin/case-result.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -o $@ $< $(LDFLAGS_COMMON) $(ALSA_LIBS)

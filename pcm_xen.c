@@ -252,16 +252,23 @@ static void xsnd_set_wake(struct xsnd_pcm *p, bool ready)
     p->wake_set = ready;
 }
 
+/* The poll descriptor's timer: first after first_ms, then every every_ms (0, 0: off). */
+static void xsnd_timer_arm(struct xsnd_pcm *p, long first_ms, long every_ms)
+{
+    struct itimerspec its = {
+        .it_interval = { every_ms / 1000, (every_ms % 1000) * 1000000 },
+        .it_value = { first_ms / 1000, (first_ms % 1000) * 1000000 },
+    };
+
+    timerfd_settime(p->timer_fd, 0, &its, NULL);
+}
+
 /* The watchdog ticks at half the timeout while the backend owes us something. */
 static void xsnd_watchdog(struct xsnd_pcm *p, bool on)
 {
     long ms = on ? (long)p->timeout_ms / 2 : 0;
-    struct itimerspec its = {
-        .it_interval = { ms / 1000, (ms % 1000) * 1000000 },
-        .it_value = { ms / 1000, (ms % 1000) * 1000000 },
-    };
 
-    timerfd_settime(p->timer_fd, 0, &its, NULL);
+    xsnd_timer_arm(p, ms, ms);
 }
 
 static void xsnd_mark_dead(struct xsnd_pcm *p, const char *why)
@@ -561,16 +568,11 @@ static bool xsnd_played_all(const struct xsnd_pcm *p)
 static void xsnd_drain_alarm(struct xsnd_pcm *p)
 {
     long long at = xsnd_rest_played_at(p), in_ms;
-    long tick = (long)p->timeout_ms / 2;
-    struct itimerspec its = { .it_interval = { tick / 1000, (tick % 1000) * 1000000 } };
 
     if (at < 0)
         return;
     in_ms = at - xring_now_ms();
-    if (in_ms < 1)
-        in_ms = 1;
-    its.it_value = (struct timespec){ (time_t)(in_ms / 1000), (long)(in_ms % 1000) * 1000000 };
-    timerfd_settime(p->timer_fd, 0, &its, NULL);
+    xsnd_timer_arm(p, in_ms < 1 ? 1 : (long)in_ms, (long)p->timeout_ms / 2);
 }
 
 static snd_pcm_uframes_t xsnd_avail(const struct xsnd_pcm *p)

@@ -7,8 +7,10 @@
  *   frame k: left = (k % 4000 + 1) / 8192, right = -(k / 4000 + 1) / 8192   (never 0)
  * and silence before and after. test/apps/test-jack finds them in the backend's WAV.
  * Prints one line "frames=N rate=R period=P xruns=X cycle_us=MIN..MAX" (the shortest and longest
- * interval between two process cycles while playing, for failure reports) and exits 0 when all frames were handed to
- * JACK; 1 on any error or when they were not within SECONDS + 10 s (every wait is bounded). */
+ * interval between two process cycles while playing, for failure reports), then one line
+ * "xrun_ns=T" per xrun notification (CLOCK_MONOTONIC, the first JT_MAX_XRUNS; test-jack sets them
+ * beside the machine's stalls), and exits 0 when all frames were handed to JACK; 1 on any error or
+ * when they were not within SECONDS + 10 s (every wait is bounded). */
 #include <errno.h>
 #include <jack/jack.h>
 #include <stdatomic.h>
@@ -21,6 +23,7 @@
 
 #define JT_PORTS 2
 #define JT_STAMP 4000
+#define JT_MAX_XRUNS 64
 
 struct jt_state {
     jack_port_t *ports[JT_PORTS];
@@ -28,6 +31,7 @@ struct jt_state {
     atomic_bool go;       /* set by main once the ports are connected */
     atomic_uint_fast64_t played; /* written by the process thread only */
     atomic_uint xruns;    /* JACK's xrun notifications (driver and clients) */
+    int64_t xrun_ns[JT_MAX_XRUNS]; /* notification thread only; read by main after the play */
     int64_t last_ns, min_ns, max_ns; /* process thread only: intervals between cycles while playing */
 };
 
@@ -81,8 +85,10 @@ static int jt_process(jack_nframes_t n, void *arg)
 static int jt_xrun(void *arg)
 {
     struct jt_state *s = arg;
+    unsigned n = atomic_fetch_add(&s->xruns, 1);
 
-    atomic_fetch_add(&s->xruns, 1);
+    if (n < JT_MAX_XRUNS)
+        s->xrun_ns[n] = jt_now_ns();
     return 0;
 }
 
@@ -170,7 +176,11 @@ int main(int argc, char **argv)
         printf("frames=%llu rate=%u period=%u xruns=%u cycle_us=%lld..%lld\n", (unsigned long long)s.total,
                jack_get_sample_rate(c), jack_get_buffer_size(c), atomic_load(&s.xruns),
                (long long)(s.min_ns / 1000), (long long)(s.max_ns / 1000));
+        jack_deactivate(c); /* no notification after this: xrun_ns is main's to read */
+        for (unsigned i = 0; i < atomic_load(&s.xruns) && i < JT_MAX_XRUNS; i++)
+            printf("xrun_ns=%lld\n", (long long)s.xrun_ns[i]);
         rc = 0;
+        goto out;
     }
 deactivate:
     jack_deactivate(c);

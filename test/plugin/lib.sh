@@ -9,10 +9,14 @@ PT_FAILED=0
 pass() { echo "PASS: $*"; }
 fail() { echo "FAIL: $*"; PT_FAILED=1; }
 
-# A scratch directory removed at exit.
+# A scratch directory removed at exit (kept, and named on stderr, with PT_KEEP=1).
 pt_workdir() {
     PT_WORK=$(mktemp -d /tmp/pcm-xen-test.XXXXXX)
-    trap 'rm -rf "$PT_WORK"' EXIT
+    if [ "${PT_KEEP:-0}" = 1 ]; then
+        echo "$0: keeping $PT_WORK" >&2
+    else
+        trap 'rm -rf "$PT_WORK"' EXIT
+    fi
 }
 
 # sim [xen-sim options] -- CMD...: one simulated guest (test/xen-sim), at most PT_BOUND seconds:

@@ -6,7 +6,7 @@
  * Pinned to CPU, at the highest SCHED_FIFO priority the system allows (else as it is), it wakes
  * every millisecond at an absolute time and appends one line "late <monotonic_ns> <late_us>" to
  * OUT_FILE for each wake-up later than THRESHOLD_US. On SIGTERM/SIGINT it appends
- * "done wakeups=N max_late_us=M stalls=S fifo=0|1" and exits 0. Nothing it measures is a verdict
+ * "done wakeups=N max_late_us=M stalls=S fifo=0|1" and exits 0; its parent's death ends it too. Nothing it measures is a verdict
  * by itself; the test decides what a stall explains. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 static volatile sig_atomic_t sp_stop;
@@ -76,6 +77,7 @@ int main(int argc, char **argv)
     threshold_ns = atoll(argv[2]) * 1000;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the script that started us */
     fifo = sp_setup(atoi(argv[1]));
     clock_gettime(CLOCK_MONOTONIC, &next);
     while (!sp_stop) {

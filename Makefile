@@ -40,8 +40,9 @@ include test/xensim/xensim.mk
 -include test/sim.mk
 -include test/xen/xen.mk
 
-# Every test program/script; each prints PASS:/FAIL: lines, test/run-tests adds them up.
-CHECK_TESTS += $(XENSIM_TESTS) $(SNDBACK_UNIT_TESTS) $(SIM_TESTS)
+# Every test program/script; each prints its PLAN: line and PASS:/FAIL: lines, test/run-tests adds
+# them up and holds each to its plan (test/run-tests-selftest checks that it does).
+CHECK_TESTS += test/run-tests-selftest $(XENSIM_TESTS) $(SNDBACK_UNIT_TESTS) $(SIM_TESTS)
 
 # make install: the plugin into alsa-lib's plugin directory, pcm.xen/pcm.xen_raw into conf.d.
 ALSA_PLUGIN_DIR ?= $(shell pkg-config --variable=libdir alsa 2>/dev/null || echo /usr/lib/x86_64-linux-gnu)/alsa-lib

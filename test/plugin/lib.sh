@@ -8,6 +8,16 @@ PT_FAILED=0
 
 pass() { echo "PASS: $*"; }
 fail() { echo "FAIL: $*"; PT_FAILED=1; }
+# plan N: the one "PLAN: N" line, before the first case: N case lines will follow, counted from the
+# script's own list of cases (test/run-tests fails the script when the lines differ from it).
+plan() { echo "PLAN: $1"; }
+# planof PROGRAM ARGS...: the case count of a C test program for ARGS (its --plan); 1000 (a plan
+# no run meets) when it cannot say, so that the shortfall is reported, not hidden.
+planof() { "$@" 2>/dev/null || echo 1000; }
+# nwords WORDS...: how many words (the length of a list of cases).
+nwords() { echo $#; }
+# noplan: drops the PLAN line of an inner program from its output (the script's plan has its cases).
+noplan() { grep -v '^PLAN: '; }
 
 # A scratch directory removed at exit (kept, and named on stderr, with PT_KEEP=1).
 pt_workdir() {

@@ -385,23 +385,19 @@ static void pb_drain_abort(void)
     snd_pcm_close(pcm);
 }
 
+/* The program's cases: each function and the number of case lines it prints. */
+static const struct tc_case pb_cases[] = {
+    { pb_underrun, 3 }, { pb_pause, 2 }, { pb_poll_wakeups, 1 }, { pb_drain, 3 },
+    { pb_drain_nonblock_poll, 1 }, { pb_drain_abort, 1 }, { pb_delay, 1 }, { pb_capture, 4 },
+    { pb_watch_long_period, 1 }, { pb_watch_idle_boundary, 1 }, { pb_watch_capture_unread, 1 },
+};
+static const struct tc_case pb_cases_drain_nonblock[] = { { pb_drain_nonblock_poll, 1 } };
+
 int main(int argc, char **argv)
 {
+    tc_plan_option(&argc, &argv);
     pb_device = argc > 1 ? argv[1] : "xen_raw";
-    if (argc > 2 && strcmp(argv[2], "drain-nonblock") == 0) { /* a backend with period events only */
-        pb_drain_nonblock_poll();
-        return tc_failures ? 1 : 0;
-    }
-    pb_underrun();
-    pb_pause();
-    pb_poll_wakeups();
-    pb_drain();
-    pb_drain_nonblock_poll();
-    pb_drain_abort();
-    pb_delay();
-    pb_capture();
-    pb_watch_long_period();
-    pb_watch_idle_boundary();
-    pb_watch_capture_unread();
-    return tc_failures ? 1 : 0;
+    if (argc > 2 && strcmp(argv[2], "drain-nonblock") == 0) /* a backend with period events only */
+        return tc_run(pb_cases_drain_nonblock, 1);
+    return tc_run(pb_cases, sizeof(pb_cases) / sizeof(pb_cases[0]));
 }

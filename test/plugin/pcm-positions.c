@@ -41,7 +41,6 @@
 #define PP_RATE   48000
 #define PP_PERIOD 1024
 #define PP_BUFFER (16 * PP_PERIOD)
-#define PP_CASES  5
 
 static const char *pp_device;
 static long long pp_max_step = PP_PERIOD / 2;
@@ -366,28 +365,26 @@ out:
     snd_pcm_close(pcm);
 }
 
+static void pp_case_recover_underrun(void) { pp_case_recover(true); }
+static void pp_case_recover_drop(void) { pp_case_recover(false); }
+
+/* The program's cases, one line each: the default mode's and the recovery mode's. */
+static const struct tc_case pp_cases[] = {
+    { pp_case_drain, 1 }, { pp_case_rewind, 1 }, { pp_case_forward, 1 }, { pp_case_smooth, 1 }, { pp_case_pause, 1 },
+};
+static const struct tc_case pp_cases_recovery[] = { { pp_case_recover_underrun, 1 }, { pp_case_recover_drop, 1 } };
+
 int main(int argc, char **argv)
 {
+    tc_plan_option(&argc, &argv);
     if (argc != 2 && argc != 3) {
-        fprintf(stderr, "usage: pcm-positions DEVICE [MAX_STEP]\n");
+        fprintf(stderr, "usage: pcm-positions [--plan] DEVICE [MAX_STEP|recovery]\n");
         return 2;
     }
     pp_device = argv[1];
-    if (argc == 3 && strcmp(argv[2], "recovery") == 0) {
-        pp_case_recover(true);
-        pp_case_recover(false);
-        if (tc_ran != 2)
-            tc_result(false, "count", "%d of 2 cases ran", tc_ran);
-        return tc_failures ? 1 : 0;
-    }
+    if (argc == 3 && strcmp(argv[2], "recovery") == 0)
+        return tc_run(pp_cases_recovery, sizeof(pp_cases_recovery) / sizeof(pp_cases_recovery[0]));
     if (argc == 3)
         pp_max_step = pp_max_disagree = atoll(argv[2]);
-    pp_case_drain();
-    pp_case_rewind();
-    pp_case_forward();
-    pp_case_smooth();
-    pp_case_pause();
-    if (tc_ran != PP_CASES)
-        tc_result(false, "count", "%d of %d cases ran", tc_ran, PP_CASES);
-    return tc_failures ? 1 : 0;
+    return tc_run(pp_cases, sizeof(pp_cases) / sizeof(pp_cases[0]));
 }

@@ -28,7 +28,6 @@
 #define PT_RATE 48000
 #define PT_PERIOD 1024
 #define PT_BUFFER 4096
-#define PT_CASES 4
 
 static const char *pt_device;
 
@@ -234,14 +233,14 @@ static void pt_fork_close(void)
     snd_pcm_close(pcm);
 }
 
+/* The program's cases, one line each. */
+static const struct tc_case pt_cases[] = {
+    { pt_write_while_reading, 1 }, { pt_rounds_while_reading, 1 }, { pt_drain_vs_drop, 1 }, { pt_fork_close, 1 },
+};
+
 int main(int argc, char **argv)
 {
+    tc_plan_option(&argc, &argv);
     pt_device = argc > 1 ? argv[1] : "xen_raw";
-    pt_write_while_reading();
-    pt_rounds_while_reading();
-    pt_drain_vs_drop();
-    pt_fork_close();
-    if (tc_ran != PT_CASES)
-        printf("FAIL: threads: %d of %d cases ran\n", tc_ran, PT_CASES);
-    return tc_failures || tc_ran != PT_CASES ? 1 : 0;
+    return tc_run(pt_cases, sizeof(pt_cases) / sizeof(pt_cases[0]));
 }

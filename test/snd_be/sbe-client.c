@@ -300,8 +300,11 @@ int main(int argc, char **argv)
     size_t len;
     char *data;
 
+    tc_plan_option(&argc, &argv);
+    if (argc >= 2 && tc_plan_only) /* drain: one case line; pause: "pause holds", then the resume's */
+        tc_plan(strcmp(argv[1], "pause") ? 1 : 2);
     if (argc != 11 || (strcmp(argv[1], "drain") && strcmp(argv[1], "pause"))) {
-        fprintf(stderr, "usage: sbe-client drain|pause NAME DEVICE FORMAT RATE CHANNELS PERIOD BUFFER FILE RECORD\n");
+        fprintf(stderr, "usage: sbe-client [--plan] drain|pause NAME DEVICE FORMAT RATE CHANNELS PERIOD BUFFER FILE RECORD\n");
         return 2;
     }
     a.name = argv[2];
@@ -317,6 +320,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "sbe-client: bad format, rate, channels, period or buffer\n");
         return 2;
     }
+    tc_plan(strcmp(argv[1], "pause") ? 1 : 2);
     if (!(data = sbc_slurp(a.file, &len))) {
         tc_result(false, a.name, "cannot read %s: %s", a.file, strerror(errno));
         return 1;

@@ -10,6 +10,9 @@ struct node { const char *path, *value; };
 
 static int failures;
 
+/* The plan: the number of CHECK lines in main(), one case line each. "--plan" prints only it. */
+#define XSC_TEST_CASES 25
+
 #define CHECK(name, cond)                                                      \
     do {                                                                       \
         if (cond)                                                              \
@@ -41,12 +44,17 @@ static int parse(const struct node *t, struct xsc_card *c, char *err)
     return xsc_parse_card(table_read, (void *)t, FE, c, err);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     struct xsc_card c;
     char err[XSC_ERR_LEN];
     uint64_t v;
 
+    if (argc > 1 && strcmp(argv[1], "--plan") == 0) {
+        printf("%d\n", XSC_TEST_CASES);
+        return 0;
+    }
+    printf("PLAN: %d\n", XSC_TEST_CASES);
     /* What xl 4.17 writes for the reference card (../shared/xen-under-qemu.md). */
     static const struct node xl[] = {
         { FE "/short-name", "VCard" }, { FE "/long-name", "Virtual sound card" },

@@ -8,6 +8,9 @@ XSIM_PID=
 
 pass() { echo "PASS: $*"; }
 fail() { echo "FAIL: $*"; XSIM_FAILED=1; }
+# plan N: the one "PLAN: N" line, before the first case: N case lines will follow, counted from the
+# script's own list of cases (test/run-tests fails the script when the lines differ from it).
+plan() { echo "PLAN: $1"; }
 # check NAME CMD...: PASS if CMD succeeds, else FAIL with its output.
 check() {
     local name=$1 out; shift

@@ -1176,6 +1176,7 @@ static int xsnd_cb_close(snd_pcm_ioplug_t *io)
 
     if (xsnd_card_inherited(p->card)) { /* its stream, rings, grants and card are the parent's */
         xsnd_close_fds(p);
+        xsc_drop_token(&p->card->conn); /* our copy only: the parent's token stays bound */
         free(p);
         return 0;
     }

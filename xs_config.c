@@ -10,7 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <stddef.h>
+#include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -602,6 +607,7 @@ int xsc_open(struct xsc_conn *c, int devid, unsigned timeout_ms)
     int rc;
 
     memset(c, 0, sizeof(*c));
+    c->token_fd = -1;
     c->timeout_ms = timeout_ms;
     c->xs = xs_open(0);
     if (!c->xs) {
@@ -694,29 +700,140 @@ static void xsc_holder_path(struct xsc_conn *c, char *path, size_t cap)
     snprintf(path, cap, "/local/domain/%u/data/pcm_xen/vsnd-%u/holder", c->card.own_domid, c->card.devid);
 }
 
-/* A holder record "PID STARTTIME" names a live process? */
-static bool xsc_holder_alive(const char *rec, long *pid_out)
+/* The inode of one of this process's namespaces (/proc/self/ns/KIND), 0 when unknown (no /proc). */
+static unsigned long long xsc_ns_id(const char *kind)
 {
-    long pid;
-    unsigned long long start;
+    char path[64];
+    struct stat st;
 
-    if (!rec || sscanf(rec, "%ld %llu", &pid, &start) != 2 || pid <= 0)
+    snprintf(path, sizeof(path), "/proc/self/ns/%s", kind);
+    return stat(path, &st) == 0 ? (unsigned long long)st.st_ino : 0;
+}
+
+/* The abstract unix socket name of a holder's liveness token: bound while the holder lives, released
+ * by the kernel when it dies (no pid, no /proc involved); one name space per network namespace. */
+static socklen_t xsc_token_addr(const char *nonce, struct sockaddr_un *sa)
+{
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1, "pcm_xen-holder-%s", nonce);
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(sa->sun_path + 1));
+}
+
+/* Binds our token under a fresh random nonce; -1 when sockets are unavailable (a sandbox). */
+static int xsc_token_bind(char nonce[XSC_NONCE_LEN + 1])
+{
+    struct sockaddr_un sa;
+    unsigned char r[XSC_NONCE_LEN / 2];
+    int fd;
+
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+        return -1;
+    for (size_t i = 0; i < sizeof(r); i++)
+        snprintf(nonce + 2 * i, 3, "%02x", r[i]);
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (bind(fd, (struct sockaddr *)&sa, xsc_token_addr(nonce, &sa)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Is the token `nonce` bound in our network namespace? 1 yes, 0 no, -1 cannot tell. */
+static int xsc_token_bound(const char *nonce)
+{
+    struct sockaddr_un sa;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc;
+
+    if (fd < 0)
+        return -1;
+    rc = bind(fd, (struct sockaddr *)&sa, xsc_token_addr(nonce, &sa)) == 0 ? 0 : errno == EADDRINUSE ? 1 : -1;
+    close(fd);
+    return rc;
+}
+
+/* A holder record, "PID STARTTIME PIDNS NETNS NONCE" (older plugins wrote "PID STARTTIME"). */
+struct xsc_holder {
+    long pid;
+    unsigned long long start, pidns, netns;
+    char nonce[XSC_NONCE_LEN + 1];
+    int fields;
+};
+
+static bool xsc_holder_parse(const char *rec, struct xsc_holder *h)
+{
+    memset(h, 0, sizeof(*h));
+    if (!rec)
         return false;
-    *pid_out = pid;
-    return pid != (long)getpid() && xsc_proc_starttime(pid) == start;
+    h->fields = sscanf(rec, "%ld %llu %llu %llu %" XSC_STR(XSC_NONCE_LEN) "[0-9a-f-]", &h->pid, &h->start, &h->pidns,
+                       &h->netns, h->nonce);
+    return h->fields >= 2 && h->pid > 0;
+}
+
+/* Does the record name a live process? Death needs proof, from whichever means reaches the holder:
+ * its pid (same PID namespace: kill(0) says whether it exists, the start time whether the pid was
+ * reused) or its token (bound: alive; unbound in the same network namespace: gone, whatever /proc
+ * shows: hidepid, PID namespaces). A holder none of them reaches (other namespaces, no /proc) counts
+ * as alive, *unsure set: the card is never reset under a live holder; README says how an
+ * administrator clears a stale record. */
+static bool xsc_holder_alive(const struct xsc_holder *h, bool *unsure)
+{
+    unsigned long long my_netns = xsc_ns_id("net");
+    bool same_pidns = h->fields == 2 || (h->pidns && h->pidns == xsc_ns_id("pid"));
+    int token = h->fields == 5 && h->nonce[0] != '-' ? xsc_token_bound(h->nonce) : -1;
+
+    *unsure = false;
+    if (same_pidns) {
+        unsigned long long start;
+
+        if (h->pid == (long)getpid())
+            return false; /* our own pid: a record left by the program this process replaced (exec) */
+        if (kill((pid_t)h->pid, 0) < 0 && errno == ESRCH)
+            return false; /* gone (a fork()ed child may still hold a copy of its token) */
+        start = xsc_proc_starttime(h->pid);
+        if (start)
+            return start == h->start; /* a different start time: the pid was reused */
+    }
+    if (token == 1)
+        return true;
+    if (token == 0 && h->netns && h->netns == my_netns)
+        return false;
+    *unsure = true; /* a pid that exists but /proc hides (hidepid), or a holder out of our reach */
+    return true;
+}
+
+/* The refusal naming a live holder (and, when it cannot be checked from here, how to clear it). */
+static void xsc_busy(struct xsc_conn *c, const struct xsc_holder *h, bool unsure, const char *path, char *err)
+{
+    if (unsure)
+        xsc_err(err, "vsnd card %u is in use by process %ld (which this process cannot check: another namespace, or "
+                "/proc hides it; if it no longer runs, remove %s)", c->card.devid, h->pid, path);
+    else
+        xsc_err(err, "vsnd card %u is in use by process %ld", c->card.devid, h->pid);
 }
 
 int xsc_claim(struct xsc_conn *c, char *err)
 {
-    char path[XSC_PATH], me[64];
+    char path[XSC_PATH], me[160], nonce[XSC_NONCE_LEN + 1] = "-";
 
     xsc_holder_path(c, path, sizeof(path));
-    snprintf(me, sizeof(me), "%ld %llu", (long)getpid(), xsc_proc_starttime(getpid()));
+    if (c->token_fd < 0)
+        c->token_fd = xsc_token_bind(nonce);
+    else
+        memcpy(nonce, c->token_nonce, sizeof(nonce));
+    if (c->token_fd < 0)
+        memcpy(nonce, "-", 2);
+    memcpy(c->token_nonce, nonce, sizeof(nonce));
+    snprintf(me, sizeof(me), "%ld %llu %llu %llu %s", (long)getpid(), xsc_proc_starttime(getpid()), xsc_ns_id("pid"),
+             xsc_ns_id("net"), nonce);
     /* Read-check-write in a transaction: two processes opening at once cannot both win. */
     for (int attempt = 0; attempt < 16; attempt++) {
         xs_transaction_t t = xs_transaction_start(c->xs);
+        struct xsc_holder h;
+        bool unsure;
         char *rec;
-        long pid = 0;
         int e;
 
         if (!t) {
@@ -725,10 +842,10 @@ int xsc_claim(struct xsc_conn *c, char *err)
             return -e;
         }
         rec = xs_read(c->xs, t, path, NULL);
-        if (xsc_holder_alive(rec, &pid)) {
+        if (xsc_holder_parse(rec, &h) && xsc_holder_alive(&h, &unsure)) {
             free(rec);
             xs_transaction_end(c->xs, t, true);
-            xsc_err(err, "vsnd card %u is in use by process %ld", c->card.devid, pid);
+            xsc_busy(c, &h, unsure, path, err);
             return -EBUSY;
         }
         free(rec);
@@ -761,6 +878,14 @@ void xsc_release(struct xsc_conn *c)
     if (rec && sscanf(rec, "%ld", &pid) == 1 && pid == (long)getpid())
         xs_rm(c->xs, XBT_NULL, path);
     free(rec);
+    xsc_drop_token(c);
+}
+
+void xsc_drop_token(struct xsc_conn *c)
+{
+    if (c->token_fd >= 0)
+        close(c->token_fd);
+    c->token_fd = -1;
 }
 
 /* ---------------------------------------------------------------- handshake */

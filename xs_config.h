@@ -65,10 +65,16 @@ int xsc_parse_state(const char *s);             /* 0..8, anything else -> Xenbus
 /* ---- the connection: xenstore handle, card, handshake ---- */
 struct xs_handle;
 
+#define XSC_NONCE_LEN 16 /* hex digits of a holder's liveness token name */
+#define XSC_STR_(x) #x
+#define XSC_STR(x) XSC_STR_(x)
+
 struct xsc_conn {
     struct xs_handle *xs;
     struct xsc_card card;
     unsigned timeout_ms;
+    int token_fd;                          /* our liveness token while we hold the card, else -1 */
+    char token_nonce[XSC_NONCE_LEN + 1];   /* its name's nonce ("-": no token) */
 };
 
 /* Per-stream transport keys published in the handshake. */
@@ -82,10 +88,13 @@ struct xsc_stream_keys {
 int xsc_open(struct xsc_conn *c, int devid, unsigned timeout_ms);
 void xsc_close(struct xsc_conn *c);
 
-/* Claims the card for this process (a record under data/, checked for a live holder).
- * -EBUSY with the holder's pid in err when another live process has it. */
+/* Claims the card for this process: a record under data/ naming it and its liveness token (an
+ * abstract unix socket it keeps bound), checked for a live holder first. -EBUSY with the holder's
+ * pid in err when another live process has it, or one that cannot be checked from here. */
 int xsc_claim(struct xsc_conn *c, char *err);
 void xsc_release(struct xsc_conn *c);
+/* Closes this process's copy of the token without touching the record (a fork()ed child's close). */
+void xsc_drop_token(struct xsc_conn *c);
 
 /* Before allocating: resets a card a dead process left connected, then waits (bounded) for
  * the backend's InitWait and checks its `versions`. */

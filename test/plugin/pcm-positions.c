@@ -24,9 +24,15 @@
  * With "recovery" instead of MAX_STEP, two other cases (two backend files):
  *   1 an underrun (4 periods, then nothing for 300 ms: -EPIPE), snd_pcm_prepare, 4 periods more
  *     stamped on from position 4 periods, drain: the stream is 8 periods of stamps;
- *   2 4 periods played out, snd_pcm_drop, snd_pcm_prepare, 4 more, drain: 8 periods of stamps.
+ *   2 4 periods played out, snd_pcm_drop, snd_pcm_prepare, 4 more, drain: 8 periods of stamps;
+ *   3 (with PP_BACKEND_PID, the backend's pid, in the environment; DEVICE:TIMEOUT=300) the backend
+ *     stopped (SIGSTOP) past the timeout while it plays 4 periods, no request in flight: the
+ *     stream fails (DISCONNECTED, writei -ENODEV); SIGCONT, snd_pcm_close (which still CLOSEs
+ *     the backend's stream), a new open, 4 periods stamped from 0, drain: the backend's fourth
+ *     stream is those 4 periods.
  * Prints one PASS:/FAIL: line per case (a FAIL if fewer than all ran); exits 1 if any failed. */
 #include <alsa/asoundlib.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -365,6 +371,59 @@ out:
     snd_pcm_close(pcm);
 }
 
+/* A backend silent past the timeout kills the stream (DISCONNECTED: as for a device that is gone,
+ * alsa-lib then refuses prepare); its close still CLOSEs the backend's stream, and a new open
+ * plays. */
+static void pp_case_recover_silent(void)
+{
+    const char *name = "backend silent past the timeout: -ENODEV; close, open again, 4 periods";
+    const char *pid_env = getenv("PP_BACKEND_PID");
+    const char *saved = pp_device;
+    pid_t be = pid_env ? (pid_t)atol(pid_env) : 0;
+    snd_pcm_sframes_t w;
+    char device[128];
+    snd_pcm_t *pcm;
+    long long t0, ms, close_ms;
+
+    if (be <= 0) {
+        tc_result(false, name, "PP_BACKEND_PID is not set");
+        return;
+    }
+    snprintf(device, sizeof(device), "%s:TIMEOUT=300", saved);
+    pp_device = device;
+    pcm = pp_open(1, name);
+    pp_device = saved;
+    if (!pcm)
+        return;
+    if (!pp_write(pcm, 0, 4 * PP_PERIOD, name)) {
+        snd_pcm_close(pcm);
+        return;
+    }
+    usleep(50000); /* every WRITE answered, the stream playing: nothing is in flight when it stops */
+    kill(be, SIGSTOP);
+    t0 = pp_now_ms();
+    while (snd_pcm_avail(pcm) >= 0 && snd_pcm_state(pcm) != SND_PCM_STATE_DISCONNECTED &&
+           pp_now_ms() - t0 < 3000) /* bounded: 3 s */
+        usleep(10000);
+    ms = pp_now_ms() - t0;
+    kill(be, SIGCONT);
+    w = snd_pcm_writei(pcm, device, 1);
+    t0 = pp_now_ms();
+    snd_pcm_close(pcm); /* CLOSE: the backend answers again */
+    close_ms = pp_now_ms() - t0;
+    if (w != -ENODEV) {
+        tc_result(false, name, "%lld ms after the backend stopped, writei gave %ld (-ENODEV expected)", ms, (long)w);
+        return;
+    }
+    pcm = pp_open(1, name);
+    if (!pcm)
+        return;
+    if (pp_write(pcm, 0, 4 * PP_PERIOD, name) && pp_drain(pcm, name, &t0))
+        tc_result(true, name, "-ENODEV %lld ms after the backend stopped, closed in %lld ms; the new open played", ms,
+                  close_ms);
+    snd_pcm_close(pcm);
+}
+
 static void pp_case_recover_underrun(void) { pp_case_recover(true); }
 static void pp_case_recover_drop(void) { pp_case_recover(false); }
 
@@ -372,7 +431,9 @@ static void pp_case_recover_drop(void) { pp_case_recover(false); }
 static const struct tc_case pp_cases[] = {
     { pp_case_drain, 1 }, { pp_case_rewind, 1 }, { pp_case_forward, 1 }, { pp_case_smooth, 1 }, { pp_case_pause, 1 },
 };
-static const struct tc_case pp_cases_recovery[] = { { pp_case_recover_underrun, 1 }, { pp_case_recover_drop, 1 } };
+static const struct tc_case pp_cases_recovery[] = {
+    { pp_case_recover_underrun, 1 }, { pp_case_recover_drop, 1 }, { pp_case_recover_silent, 1 },
+};
 
 int main(int argc, char **argv)
 {

@@ -224,6 +224,7 @@ struct xsnd_pcm {
     uint64_t acked;                /* playback: frames whose WRITE the backend answered (it has them) */
     uint64_t filled;               /* playback: frames in the buffer (written, or silenced by forward) */
     uint64_t pos_base, last_pos_frames;
+    uint64_t trigger_pos;          /* be_pos at the last START/RESUME: where a backend restarts its count */
     uint64_t requested;            /* capture: frames asked for with READ */
     struct xsnd_read reads[XRING_SLOTS];
     unsigned nreads;               /* READs in flight, oldest first */
@@ -398,25 +399,34 @@ static void xsnd_interpolate(struct xsnd_pcm *p)
         p->hw_pos = est;
 }
 
-/* A new CUR_POS (octets): whole frames, never backwards (a smaller value is the backend
- * restarting its count), and never beyond what it can have (hardening: bad positions
- * corrupt avail). */
-static void xsnd_apply_position(struct xsnd_pcm *p, uint64_t pos_bytes)
+/* A new CUR_POS (octets): whole frames, never backwards, and never beyond what the backend can
+ * have (hardening: bad positions corrupt avail). A smaller value than the last is the backend
+ * restarting its count, which snd_be does at START/RESUME (its ALSA timestamps restart): it counts
+ * from the position of the last trigger, so a value that merely goes back inside a running stream
+ * lands below be_pos and is ignored. A playback position beyond what was written is a lie no clamp
+ * makes harmless (the application would underrun at once, or overfill the backend): the stream
+ * fails with one line saying so. Returns false then. */
+static bool xsnd_apply_position(struct xsnd_pcm *p, uint64_t pos_bytes)
 {
     uint64_t frames = pos_bytes / p->frame_bytes, pos;
+    char why[160];
 
     if (frames < p->last_pos_frames)
-        p->pos_base = p->be_pos;
+        p->pos_base = p->trigger_pos;
     if (frames != p->last_pos_frames)
         p->watch_ms = xring_now_ms(); /* the backend is alive, even when the position is capped below */
     p->last_pos_frames = frames;
     pos = p->pos_base + frames;
-    if (p->playback && pos > p->submitted)
-        pos = p->submitted; /* never more than was written */
+    if (p->playback && pos > p->submitted) {
+        snprintf(why, sizeof(why), "backend reported position %llu octets, beyond the %llu it was given",
+                 (unsigned long long)pos * p->frame_bytes, (unsigned long long)p->submitted * p->frame_bytes);
+        xsnd_mark_dead(p, why);
+        return false;
+    }
     if (!p->playback && pos > xsnd_appl_cum(p) + p->buffer_frames + 1)
         pos = xsnd_appl_cum(p) + p->buffer_frames + 1; /* enough to say "overrun", no more */
     if (pos < p->be_pos)
-        return;
+        return true;
     if (pos > p->be_pos || !p->last_progress_ms)
         p->last_progress_ms = xring_now_ms();
     if (p->playback && pos > p->be_pos)
@@ -424,6 +434,7 @@ static void xsnd_apply_position(struct xsnd_pcm *p, uint64_t pos_bytes)
     p->be_pos = pos;
     if (p->playback && pos > p->hw_pos)
         p->hw_pos = pos;
+    return true;
 }
 
 /* Queues a WRITE or READ of n frames from stream position `from` without waiting: -EAGAIN
@@ -521,8 +532,8 @@ static void xsnd_update(struct xsnd_pcm *p)
         xsnd_mark_dead(p, NULL); /* ring.c said why */
         return;
     }
-    if (have)
-        xsnd_apply_position(p, pos);
+    if (have && !xsnd_apply_position(p, pos))
+        return;
     if (!p->playback)
         xsnd_issue_reads(p);
     xsnd_interpolate(p);
@@ -620,6 +631,7 @@ static int xsnd_start_locked(snd_pcm_ioplug_t *io)
         return rc;
     p->be_running = true;
     p->be_paused = false;
+    p->trigger_pos = p->be_pos;
     p->last_progress_ms = p->watch_ms = xring_now_ms();
     p->owed = false;
     xsnd_clock_ref(p);
@@ -650,6 +662,8 @@ static int xsnd_pause_locked(snd_pcm_ioplug_t *io, int enable)
     if (rc < 0)
         return rc;
     p->be_paused = enable;
+    if (!enable)
+        p->trigger_pos = p->be_pos;
     p->last_progress_ms = p->watch_ms = xring_now_ms();
     p->owed = false;
     xsnd_clock_ref(p);
@@ -861,6 +875,7 @@ static int xsnd_prepare_locked(snd_pcm_ioplug_t *io)
         return -ENODEV;
     }
     p->submitted = p->hw_pos = p->be_pos = p->acked = p->filled = p->pos_base = p->last_pos_frames = p->requested = 0;
+    p->trigger_pos = 0;
     p->clock_ref_us = 0;
     p->nreads = 0;
     p->io_error = 0;

@@ -70,7 +70,8 @@ struct sbk_stream {
     unsigned n_deferred;
     uint64_t deferred[XENSND_IN_RING_LEN];  /* positions to report once the response is out */
     struct sbk_fifo captured;   /* capture: produced, not read yet (at most buffer_sz) */
-    struct sbk_fifo unplayed;   /* playback: received, not played yet (fed to loopbacks when played) */
+    struct sbk_fifo unplayed;   /* playback: received, not played yet (to the WAV and loopbacks when played) */
+    bool sink_failed;           /* writing the WAV failed once (said once) */
     struct sbk_stream_stats stats;
     bool sink_open, source_open;
     bool loop_warned;           /* capture: loopback shape mismatch already logged */

@@ -145,6 +145,7 @@ static int sbk_open_files(struct sbk_stream *s)
         sbk_warn("%s: WAV cannot hold %s: storing the bytes raw in %s", s->cfg->uid,
                  sbk_format_name(s->params.format), s->sink.path);
     s->sink_open = true;
+    s->sink_failed = false;
     return 0;
 }
 
@@ -169,10 +170,19 @@ static void sbk_print_summary(const struct sbk_stream *s)
                (unsigned long long)st->dropped_events);
 }
 
+static void sbk_clock_advance(struct sbk_stream *s);
+
 void sbk_stream_shutdown(struct sbk_stream *s)
 {
     if (s->state == SBK_ST_CLOSED)
         return;
+    if (s->state == SBK_ST_RUNNING && !sbk_clock_none(s))
+        sbk_clock_advance(s); /* what the clock played until the CLOSE */
+    if (!s->cfg->capture && s->queued) {
+        sbk_info("%s: CLOSE discards %llu queued bytes", s->cfg->uid, (unsigned long long)s->queued);
+        s->stats.discarded += s->queued;
+        s->queued = 0;
+    }
     sbk_stop_timer(s);
     if (s->sink_open) {
         size_t lost = sbk_sink_close(&s->sink);
@@ -297,8 +307,10 @@ static void sbk_report_progress(struct sbk_stream *s, uint64_t old, bool drained
 
 static void sbk_feed_loopbacks(struct sbk_stream *s, const uint8_t *data, size_t len);
 
-/* Hands the bytes just played to the capture streams that loop this one back. */
-static void sbk_loop_played(struct sbk_stream *s, uint64_t n)
+/* Plays n bytes: they leave the queue for the WAV file (what was played, at the clock: a frame
+ * the frontend stopped or closed before its time never reaches the file) and for the capture
+ * streams that loop this one back. */
+static void sbk_play_out(struct sbk_stream *s, uint64_t n)
 {
     uint8_t chunk[4096];
 
@@ -307,6 +319,10 @@ static void sbk_loop_played(struct sbk_stream *s, uint64_t n)
 
         if (!got)
             break;
+        if (s->sink_open && sbk_sink_write(&s->sink, chunk, got) < 0 && !s->sink_failed) {
+            sbk_error("%s: writing %s failed", s->cfg->uid, s->sink.path);
+            s->sink_failed = true;
+        }
         sbk_feed_loopbacks(s, chunk, got);
         n -= got;
     }
@@ -317,7 +333,7 @@ static void sbk_playback_advance(struct sbk_stream *s, uint64_t due)
 {
     uint64_t play = due < s->queued ? due : s->queued, old = s->position;
 
-    sbk_loop_played(s, play);
+    sbk_play_out(s, play);
     s->queued -= play;
     s->position += play;
     s->dry_bytes += due - play;
@@ -525,11 +541,7 @@ static int sbk_do_write(struct sbk_stream *s, const struct xensnd_rw_req *rw)
     if (s->queued + rw->length > s->params.buffer_sz)
         return -XEN_ENOSPC;
     memcpy(s->scratch, s->buffer + rw->offset, rw->length);    /* taken: the frontend may reuse the range */
-    if (s->sink_open && sbk_sink_write(&s->sink, s->scratch, rw->length) < 0) {
-        sbk_error("%s: writing %s failed", s->cfg->uid, s->sink.path);
-        return -XEN_EIO;
-    }
-    sbk_fifo_push(&s->unplayed, s->scratch, rw->length);
+    sbk_fifo_push(&s->unplayed, s->scratch, rw->length);       /* the WAV file gets it when played */
     s->stats.bytes += rw->length;
     s->received_total += rw->length;
     sbk_exit_if_crash_due(s);

@@ -101,7 +101,7 @@ pl_refuses_non_member() {
 pl_capture() {
     local frames
     frames=$(($(xt_media "$1" frames) / 2))
-    xt_expect_capture "$1" "$frames" "$(pl_user "arecord -q -D xen -t raw -f $(xt_media_alsa_format "$1") \
+    xt_expect_capture "$1" "$frames" "$(pl_user "arecord -q --fatal-errors -D xen -t raw -f $(xt_media_alsa_format "$1") \
         -r $(xt_media "$1" rate) -c $(xt_media "$1" channels) -s $frames /tmp/capture.raw")"
 }
 
@@ -143,7 +143,7 @@ pl_cycles() {
     in_domu -t 300 "$(pl_user "i=0; while [ \$i -lt $PL_CYCLES ]; do for o in \"\" \"\" \"\" -M -M -M; do \
         set -- $PL_MEDIA; shift \$((i % 3)); \
         [ \$i -lt $PL_CYCLES ] || break; i=\$((i + 1)); \
-        aplay -q -D xen \$o /xt/media/\$1.wav || { echo \"cycle \$i (aplay \$o \$1) failed\"; exit 1; }; \
+        aplay -q --fatal-errors -D xen \$o /xt/media/\$1.wav || { echo \"cycle \$i (aplay \$o \$1) failed\"; exit 1; }; \
         done; done")" >/run/pl-cycles.out 2>&1 ||
         { tail -n 3 /run/pl-cycles.out >&2; return 1; }
     # pb0.wav is the first OPEN of sndback's run, pb0.N.wav the N-th: sort them by N.

@@ -386,12 +386,44 @@ static void pb_drain_abort(void)
 }
 
 /* The program's cases: each function and the number of case lines it prints. */
+/* Against a backend that answers each request 80 ms late, one at a time (sndback --delay-ms=80):
+ * 48 non-blocking writes of a 64-frame period fill the ring with WRITEs, and snd_pcm_drop still
+ * finds a slot for its TRIGGER at once, because the plugin keeps the last slots for TRIGGER and
+ * CLOSE (were WRITEs allowed to take them, drop would wait for the backend's next answer, 80 ms);
+ * close then waits for CLOSE's answer behind the queue, within the timeout (TIMEOUT=10000 here). */
+static void pb_slow_backend_slots(void)
+{
+    static char name[96];
+    const char *base = pb_device;
+    snd_pcm_sframes_t w = 0, total = 0;
+    long long t0, drop_ms, close_ms;
+    snd_pcm_t *pcm;
+    int err;
+
+    snprintf(name, sizeof(name), "%s:TIMEOUT=10000", base);
+    pb_device = name;
+    pcm = pb_open(SND_PCM_STREAM_PLAYBACK, SND_PCM_NONBLOCK, 64, 64 * 48);
+    pb_device = base;
+    for (int i = 0; i < 48 && (w = pb_write_silence(pcm, 64)) == 64; i++)
+        total += w;
+    t0 = pb_now_ms();
+    err = snd_pcm_drop(pcm);
+    drop_ms = pb_now_ms() - t0;
+    t0 = pb_now_ms();
+    snd_pcm_close(pcm);
+    close_ms = pb_now_ms() - t0;
+    tc_result(err == 0 && total == 48 * 64 && drop_ms < 40 && close_ms < 9000, "slow backend: TRIGGER's and CLOSE's slots",
+              "%ld frames written (last write %ld), drop %d after %lld ms (at once expected), close after %lld ms",
+              (long)total, (long)w, err, drop_ms, close_ms);
+}
+
 static const struct tc_case pb_cases[] = {
     { pb_underrun, 3 }, { pb_pause, 2 }, { pb_poll_wakeups, 1 }, { pb_drain, 3 },
     { pb_drain_nonblock_poll, 1 }, { pb_drain_abort, 1 }, { pb_delay, 1 }, { pb_capture, 4 },
     { pb_watch_long_period, 1 }, { pb_watch_idle_boundary, 1 }, { pb_watch_capture_unread, 1 },
 };
 static const struct tc_case pb_cases_drain_nonblock[] = { { pb_drain_nonblock_poll, 1 } };
+static const struct tc_case pb_cases_slow[] = { { pb_slow_backend_slots, 1 } };
 
 int main(int argc, char **argv)
 {
@@ -399,5 +431,7 @@ int main(int argc, char **argv)
     pb_device = argc > 1 ? argv[1] : "xen_raw";
     if (argc > 2 && strcmp(argv[2], "drain-nonblock") == 0) /* a backend with period events only */
         return tc_run(pb_cases_drain_nonblock, 1);
+    if (argc > 2 && strcmp(argv[2], "slow-backend") == 0) /* sndback --delay-ms=80 */
+        return tc_run(pb_cases_slow, 1);
     return tc_run(pb_cases, sizeof(pb_cases) / sizeof(pb_cases[0]));
 }

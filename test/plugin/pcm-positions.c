@@ -20,7 +20,8 @@
  *     QEMU's emulation a guest stalls for 100 ms and more, and the pointer then catches up: the
  *     real-Xen run passes a looser bound;
  *   5 pause: 8 periods, snd_pcm_pause(1) for 300 ms (avail and delay frozen), snd_pcm_pause(0), 8
- *     more, drain: the stream is 16 periods of stamps, nothing lost or repeated across the pause.
+ *     more, drain: the stream is 16 periods of stamps, nothing lost or repeated across the pause;
+ *   6 hw_params twice on one open PCM, 48000 then 44100 Hz: 4 periods of stamps at 44100 Hz.
  * With "recovery" instead of MAX_STEP, two other cases (two backend files):
  *   1 an underrun (4 periods, then nothing for 300 ms: -EPIPE), snd_pcm_prepare, 4 periods more
  *     stamped on from position 4 periods, drain: the stream is 8 periods of stamps;
@@ -62,10 +63,27 @@ static long long pp_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* hw_params: S16_LE stereo at `rate`, PP_PERIOD/PP_BUFFER. */
+static int pp_hw(snd_pcm_t *pcm, unsigned rate)
+{
+    snd_pcm_hw_params_t *hw;
+    int err;
+
+    snd_pcm_hw_params_alloca(&hw);
+    snd_pcm_hw_params_any(pcm, hw);
+    if ((err = snd_pcm_hw_params_set_access(pcm, hw, SND_PCM_ACCESS_RW_INTERLEAVED)) < 0 ||
+        (err = snd_pcm_hw_params_set_format(pcm, hw, SND_PCM_FORMAT_S16_LE)) < 0 ||
+        (err = snd_pcm_hw_params_set_channels(pcm, hw, 2)) < 0 ||
+        (err = snd_pcm_hw_params_set_rate(pcm, hw, rate, 0)) < 0 ||
+        (err = snd_pcm_hw_params_set_period_size(pcm, hw, PP_PERIOD, 0)) < 0 ||
+        (err = snd_pcm_hw_params_set_buffer_size(pcm, hw, PP_BUFFER)) < 0)
+        return err;
+    return snd_pcm_hw_params(pcm, hw);
+}
+
 /* S16_LE stereo, 48 kHz, PP_PERIOD/PP_BUFFER; start_threshold as given (frames). */
 static snd_pcm_t *pp_open(snd_pcm_uframes_t start_threshold, const char *name)
 {
-    snd_pcm_hw_params_t *hw;
     snd_pcm_sw_params_t *sw;
     snd_pcm_t *pcm;
     int err = snd_pcm_open(&pcm, pp_device, SND_PCM_STREAM_PLAYBACK, 0);
@@ -74,16 +92,8 @@ static snd_pcm_t *pp_open(snd_pcm_uframes_t start_threshold, const char *name)
         tc_result(false, name, "open %s: %s", pp_device, snd_strerror(err));
         return NULL;
     }
-    snd_pcm_hw_params_alloca(&hw);
     snd_pcm_sw_params_alloca(&sw);
-    snd_pcm_hw_params_any(pcm, hw);
-    if ((err = snd_pcm_hw_params_set_access(pcm, hw, SND_PCM_ACCESS_RW_INTERLEAVED)) < 0 ||
-        (err = snd_pcm_hw_params_set_format(pcm, hw, SND_PCM_FORMAT_S16_LE)) < 0 ||
-        (err = snd_pcm_hw_params_set_channels(pcm, hw, 2)) < 0 ||
-        (err = snd_pcm_hw_params_set_rate(pcm, hw, PP_RATE, 0)) < 0 ||
-        (err = snd_pcm_hw_params_set_period_size(pcm, hw, PP_PERIOD, 0)) < 0 ||
-        (err = snd_pcm_hw_params_set_buffer_size(pcm, hw, PP_BUFFER)) < 0 ||
-        (err = snd_pcm_hw_params(pcm, hw)) < 0 || (err = snd_pcm_sw_params_current(pcm, sw)) < 0 ||
+    if ((err = pp_hw(pcm, PP_RATE)) < 0 || (err = snd_pcm_sw_params_current(pcm, sw)) < 0 ||
         (err = snd_pcm_sw_params_set_start_threshold(pcm, sw, start_threshold)) < 0 ||
         (err = snd_pcm_sw_params(pcm, sw)) < 0) {
         tc_result(false, name, "set-up: %s", snd_strerror(err));
@@ -338,6 +348,29 @@ out:
     snd_pcm_close(pcm);
 }
 
+/* hw_params called twice on one open PCM (48 kHz, then 44.1 kHz; as applications that probe do):
+ * the stream is OPENed once, at the second's rate, and plays its 4 periods of stamps. */
+static void pp_case_hw_params_twice(void)
+{
+    const char *name = "hw_params twice (48000, then 44100 Hz)";
+    snd_pcm_t *pcm = pp_open(1, name);
+    unsigned rate = 0;
+    snd_pcm_hw_params_t *hw;
+    long long ms;
+    int err;
+
+    if (!pcm)
+        return;
+    snd_pcm_hw_params_alloca(&hw);
+    if ((err = pp_hw(pcm, 44100)) < 0 || (err = snd_pcm_hw_params_current(pcm, hw)) < 0 ||
+        (err = snd_pcm_hw_params_get_rate(hw, &rate, NULL)) < 0 || rate != 44100) {
+        tc_result(false, name, "second hw_params: %s, rate %u", snd_strerror(err), rate);
+    } else if (pp_write(pcm, 0, 4 * PP_PERIOD, name) && pp_drain(pcm, name, &ms)) {
+        tc_result(true, name, "4 periods at %u Hz drained in %lld ms", rate, ms);
+    }
+    snd_pcm_close(pcm);
+}
+
 /* After an underrun or a drop, the same PCM plays on, every frame at its place. */
 static void pp_case_recover(bool underrun)
 {
@@ -430,6 +463,7 @@ static void pp_case_recover_drop(void) { pp_case_recover(false); }
 /* The program's cases, one line each: the default mode's and the recovery mode's. */
 static const struct tc_case pp_cases[] = {
     { pp_case_drain, 1 }, { pp_case_rewind, 1 }, { pp_case_forward, 1 }, { pp_case_smooth, 1 }, { pp_case_pause, 1 },
+    { pp_case_hw_params_twice, 1 },
 };
 static const struct tc_case pp_cases_recovery[] = {
     { pp_case_recover_underrun, 1 }, { pp_case_recover_drop, 1 }, { pp_case_recover_silent, 1 },

@@ -46,8 +46,10 @@ static void sbk_card_set_state(struct sbk_card *c, int state)
         dir = xs_read(xs, t, c->be_path, &len);
         if (dir) {
             if (state == XenbusStateInitWait) {
+                const char *versions = c->d->opts.versions ? c->d->opts.versions : "2";
+
                 snprintf(path, sizeof(path), "%s/versions", c->be_path);
-                ok = xs_write(xs, t, path, "2", 1);
+                ok = xs_write(xs, t, path, versions, (unsigned)strlen(versions));
             }
             snprintf(path, sizeof(path), "%s/state", c->be_path);
             ok = ok && xs_write(xs, t, path, value, (unsigned)strlen(value));

@@ -54,6 +54,7 @@ struct sbk_stream {
     struct xensnd_req held_req;
     uint64_t held_due_ns;
     bool rsp_corrupted;         /* --corrupt-rsp-prod already published a bogus rsp_prod */
+    unsigned writes_answered;   /* --bad-response spoils the 10th */
 
     /* One OPEN. */
     enum sbk_stream_state state;

@@ -14,6 +14,7 @@ enum sbk_opt_id {
     SBK_OPT_RATES, SBK_OPT_PERIOD, SBK_OPT_BUFFER, SBK_OPT_CHANNELS, SBK_OPT_FORMATS,
     SBK_OPT_DELAY, SBK_OPT_NO_ANSWER, SBK_OPT_ANSWER_ERROR, SBK_OPT_EXIT_AFTER, SBK_OPT_BAD_POS,
     SBK_OPT_NO_EVENTS, SBK_OPT_CORRUPT_RSP, SBK_OPT_STREAM, SBK_OPT_WIDE_QUERY, SBK_OPT_PERIOD_EVENTS,
+    SBK_OPT_BAD_RSP, SBK_OPT_BAD_EVT_INDEX, SBK_OPT_VERSIONS,
 };
 
 static const struct option sbk_long_options[] = {
@@ -37,6 +38,9 @@ static const struct option sbk_long_options[] = {
     { "corrupt-rsp-prod", no_argument, NULL, SBK_OPT_CORRUPT_RSP },
     { "wide-query", no_argument, NULL, SBK_OPT_WIDE_QUERY },
     { "period-events-only", no_argument, NULL, SBK_OPT_PERIOD_EVENTS },
+    { "bad-response", required_argument, NULL, SBK_OPT_BAD_RSP },
+    { "bad-event-index", no_argument, NULL, SBK_OPT_BAD_EVT_INDEX },
+    { "versions", required_argument, NULL, SBK_OPT_VERSIONS },
     { "stream", required_argument, NULL, SBK_OPT_STREAM },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
@@ -61,6 +65,10 @@ void sbk_options_usage(const char *prog)
            "  --bad-pos=backwards|beyond  --no-events  --corrupt-rsp-prod\n"
            "  --wide-query            answer HW_PARAM_QUERY wider than asked (as snd_be)\n"
            "  --period-events-only    no CUR_POS when the queue runs out mid-period (as snd_be)\n"
+           "  --bad-response=id|op|status  the 10th WRITE's response: an id never issued, another\n"
+           "                          operation, a status that is no errno\n"
+           "  --bad-event-index       the 10th event publishes in_prod 100 past in_cons\n"
+           "  --versions=LIST         the backend's `versions` (default 2)\n"
            "  OP: open close read write trigger hw-param-query set-volume get-volume mute unmute\n"
            "  --stream=UNIQUE-ID      what follows applies to that stream only\n",
            prog);
@@ -191,6 +199,19 @@ static int sbk_apply_stream_option(int id, const char *arg, struct sbk_stream_op
     case SBK_OPT_PERIOD_EVENTS:
         s->period_events_only = true;
         return 0;
+    case SBK_OPT_BAD_RSP:
+        if (strcmp(arg, "id") == 0)
+            s->bad_response = SBK_BAD_RSP_ID;
+        else if (strcmp(arg, "op") == 0)
+            s->bad_response = SBK_BAD_RSP_OP;
+        else if (strcmp(arg, "status") == 0)
+            s->bad_response = SBK_BAD_RSP_STATUS;
+        else
+            return -1;
+        return 0;
+    case SBK_OPT_BAD_EVT_INDEX:
+        s->bad_event_index = true;
+        return 0;
     case SBK_OPT_CAPTURE:
         s->has_capture = true;
         return sbk_parse_capture(arg, &s->capture);
@@ -222,6 +243,9 @@ static int sbk_apply_global_option(int id, const char *arg, struct sbk_options *
     case SBK_OPT_READY:
         o->ready_file = arg;
         return *arg ? 0 : -1;
+    case SBK_OPT_VERSIONS:
+        o->versions = arg;
+        return *arg ? 0 : -1;
     case 'v':
         o->verbose = true;
         return 0;
@@ -232,7 +256,7 @@ static int sbk_apply_global_option(int id, const char *arg, struct sbk_options *
 static bool sbk_is_global_option(int id)
 {
     return id == SBK_OPT_OUT || id == SBK_OPT_DISCARD || id == SBK_OPT_CLOCK ||
-           id == SBK_OPT_DOMID || id == SBK_OPT_READY || id == 'v';
+           id == SBK_OPT_DOMID || id == SBK_OPT_READY || id == SBK_OPT_VERSIONS || id == 'v';
 }
 
 static const char *sbk_option_name(int id)
@@ -326,6 +350,9 @@ static void sbk_overlay(struct sbk_stream_opts *out, const struct sbk_stream_opt
     out->wide_query |= s->wide_query;
     out->period_events_only |= s->period_events_only;
     out->corrupt_rsp_prod |= s->corrupt_rsp_prod;
+    if (s->bad_response != SBK_BAD_RSP_NONE)
+        out->bad_response = s->bad_response;
+    out->bad_event_index |= s->bad_event_index;
     if (s->has_capture) {
         out->has_capture = true;
         out->capture = s->capture;

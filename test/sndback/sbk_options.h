@@ -11,6 +11,9 @@
 #include <stdint.h>
 
 enum sbk_bad_pos { SBK_BAD_POS_NONE, SBK_BAD_POS_BACKWARDS, SBK_BAD_POS_BEYOND };
+/* --bad-response: the 10th WRITE's response names an id never issued, another operation, or a
+ * status that is no errno. */
+enum sbk_bad_rsp { SBK_BAD_RSP_NONE, SBK_BAD_RSP_ID, SBK_BAD_RSP_OP, SBK_BAD_RSP_STATUS };
 
 enum sbk_capture_kind { SBK_CAPTURE_SILENCE, SBK_CAPTURE_WAV, SBK_CAPTURE_SINE, SBK_CAPTURE_LOOPBACK };
 
@@ -35,6 +38,8 @@ struct sbk_stream_opts {
     uint64_t exit_after_bytes;      /* exit(3) once this stream received that many bytes */
     enum sbk_bad_pos bad_pos;
     bool no_events, corrupt_rsp_prod;
+    enum sbk_bad_rsp bad_response;
+    bool bad_event_index;           /* the 10th event publishes an in_prod 100 past in_cons */
     bool period_events_only;        /* no CUR_POS at the end of the queue, as snd_be */
     bool wide_query;                /* answer HW_PARAM_QUERY wider than asked, as snd_be does */
 
@@ -53,6 +58,7 @@ struct sbk_options {
     bool has_domid;
     uint32_t domid;
     const char *ready_file;
+    const char *versions;           /* the `versions` written with InitWait (default "2") */
     struct sbk_stream_opts all;
     unsigned n_per_stream;
     struct sbk_stream_opts_for *per_stream;

@@ -109,6 +109,25 @@ static void sbk_push_responses(struct sbk_stream *s)
         xenevtchn_notify(s->card->xce, s->ring_port);
 }
 
+/* --bad-response: what a hostile or broken backend might answer instead. */
+static void sbk_spoil_response(const struct sbk_stream *s, struct xensnd_resp *rsp)
+{
+    switch (s->cfg->opts.bad_response) {
+    case SBK_BAD_RSP_ID:
+        rsp->id = (uint16_t)(rsp->id + 1000);
+        break;
+    case SBK_BAD_RSP_OP:
+        rsp->operation = XENSND_OP_READ;
+        break;
+    case SBK_BAD_RSP_STATUS:
+        rsp->status = 12345;
+        break;
+    case SBK_BAD_RSP_NONE:
+        return;
+    }
+    sbk_warn("%s: answering WRITE id=%u with a spoiled response (--bad-response)", s->cfg->uid, rsp->id);
+}
+
 void sbk_ring_respond(struct sbk_stream *s, const struct xensnd_req *req, int32_t status,
                       const struct xensnd_query_hw_param *hw)
 {
@@ -119,6 +138,8 @@ void sbk_ring_respond(struct sbk_stream *s, const struct xensnd_req *req, int32_
     rsp.id = req->id;
     rsp.operation = req->operation;
     rsp.status = status;
+    if (req->operation == XENSND_OP_WRITE && ++s->writes_answered == 10)
+        sbk_spoil_response(s, &rsp);
     if (hw)
         rsp.resp.hw_param = *hw;
     memcpy(RING_GET_RESPONSE(&s->ring, s->ring.rsp_prod_pvt), &rsp, sizeof(rsp));
@@ -234,6 +255,10 @@ void sbk_ring_send_cur_pos(struct sbk_stream *s, uint64_t position)
     memcpy(&XENSND_IN_RING_REF(s->evt_page, s->evt_prod), &ev, sizeof(ev));
     xen_wmb();
     page->in_prod = ++s->evt_prod;
+    if (s->cfg->opts.bad_event_index && s->stats.events == 9) {
+        page->in_prod = cons + 100; /* --bad-event-index: more events than the ring holds */
+        sbk_warn("%s: publishing in_prod %u with in_cons %u (--bad-event-index)", s->cfg->uid, cons + 100, cons);
+    }
     s->stats.events++;
     xenevtchn_notify(s->card->xce, s->evt_port);
 }

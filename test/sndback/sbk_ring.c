@@ -94,8 +94,8 @@ static void sbk_push_responses(struct sbk_stream *s)
 {
     int notify = 0;
 
-    if (s->cfg->opts.corrupt_rsp_prod) {
-        /* Publish more responses than there are requests: the frontend must notice. */
+    if (s->cfg->opts.corrupt_rsp_prod && s->writes_answered >= 10) {
+        /* Mid-stream, publish more responses than there are requests: the frontend must notice. */
         xen_wmb();
         s->ring.sring->rsp_prod = s->ring.rsp_prod_pvt + 2 * RING_SIZE(&s->ring);
         notify = 1;

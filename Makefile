@@ -118,7 +118,8 @@ demo: deps
 # End-to-end: unmodified aplay/arecord through the plugin, in a simulated guest (test/xen-sim).
 PLUGIN_TESTS = test/plugin/test-playback test/plugin/test-capture test/plugin/test-negotiation \
                test/plugin/test-lifecycle test/plugin/test-faults test/plugin/test-behaviour \
-               test/plugin/test-config test/plugin/test-positions test/plugin/test-threads
+               test/plugin/test-config test/plugin/test-positions test/plugin/test-threads \
+               test/plugin/test-formats
 CHECK_TESTS += $(PLUGIN_TESTS)
 
 # Interoperability (issue 9): xen-troops snd_be as the backend, sound servers and applications on top,

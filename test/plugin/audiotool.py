@@ -12,6 +12,13 @@
   audiotool stamps-tail WAV FRAMES        the same for WAV's last FRAMES frames (it may hold more before them)
   audiotool stamps WAV FRAMES [FROM TO]   exit 0 iff WAV (S16_LE stereo) holds exactly FRAMES frames, frame k
                                           stamped with its position k (pcm-positions.c), frames FROM..TO-1 silent
+  audiotool anygen FMT CH FRAMES OUT      random samples of any of the 22 sndif formats (valid values)
+  audiotool anysame FMT CH IN_RAW FILE    exit 0 iff FILE (sndback's WAV, or its .raw for IEC958) holds
+                                          IN_RAW as sndback stores FMT, by its README's rules, written out
+                                          here from the formats' definitions (then at most silence)
+  audiotool anygen-each CH FRAMES DIR FMT...   anygen of each FMT into DIR/FMT.raw (one process)
+  audiotool anysame-each CH DIR FILE... -- FMT...  anysame of DIR/FMT.raw against each FILE, in
+                                          order; one line per format: "FMT ok" or "FMT <why>"
 FMT is an aplay -f name: U8 S16_LE S24_LE S32_LE FLOAT_LE ...
 """
 import math
@@ -127,6 +134,81 @@ def stamps(wav_path, frames, silent_from=0, silent_to=0, tail=False):
     return 0
 
 
+# The 22 sndif formats by aplay name: container octets, big endian, unsigned, significant bits.
+ANY = {
+    "S8": (1, False, False, 8), "U8": (1, False, True, 8),
+    "S16_LE": (2, False, False, 16), "S16_BE": (2, True, False, 16),
+    "U16_LE": (2, False, True, 16), "U16_BE": (2, True, True, 16),
+    "S24_LE": (4, False, False, 24), "S24_BE": (4, True, False, 24),
+    "U24_LE": (4, False, True, 24), "U24_BE": (4, True, True, 24),
+    "S32_LE": (4, False, False, 32), "S32_BE": (4, True, False, 32),
+    "U32_LE": (4, False, True, 32), "U32_BE": (4, True, True, 32),
+    "FLOAT_LE": (4, False, False, 0), "FLOAT_BE": (4, True, False, 0),
+    "FLOAT64_LE": (8, False, False, 0), "FLOAT64_BE": (8, True, False, 0),
+    "IEC958_SUBFRAME_LE": (4, False, False, 32), "IEC958_SUBFRAME_BE": (4, True, False, 32),
+    "MU_LAW": (1, False, False, 8), "A_LAW": (1, False, False, 8),
+}
+
+
+def any_sample(fmt, rnd):
+    """One sample's container bytes, as ALSA lays it out."""
+    width, big, unsigned, bits = ANY[fmt]
+    if fmt.startswith("FLOAT"):
+        v = rnd.uniform(-1.0, 1.0)
+        raw = struct.pack("<f" if width == 4 else "<d", v)
+    else:
+        v = rnd.getrandbits(bits)  # any pattern of the significant bits
+        if bits == 24 and not unsigned and v & 0x800000:
+            v |= 0xFF000000  # S24 in a 4-octet container: sign-extended
+        raw = v.to_bytes(width, "little")
+    return raw[::-1] if big else raw
+
+
+def anygen(fmt, ch, frames, out):
+    rnd = random.Random(f"any-{fmt}-{ch}")
+    with open(out, "wb") as f:
+        f.write(b"".join(any_sample(fmt, rnd) for _ in range(frames * ch)))
+
+
+def any_stored(fmt, raw):
+    """What sndback stores for these samples (its README): WAV's formats byte for byte; the rest
+    little endian, unsigned made signed by flipping the top bit, s8 made WAV's unsigned 8 bit the
+    same way, 24 bits in 3 octets; IEC958 raw as received."""
+    width, big, unsigned, bits = ANY[fmt]
+    if fmt.startswith("IEC958") or fmt in ("U8", "MU_LAW", "A_LAW"):
+        return raw
+    out = bytearray()
+    for i in range(0, len(raw) - len(raw) % width, width):
+        b = raw[i:i + width][::-1] if big else raw[i:i + width]
+        if bits in (8, 16, 24, 32) and (unsigned or fmt == "S8"):
+            v = int.from_bytes(b, "little") ^ (1 << (bits - 1))
+            b = v.to_bytes(width, "little")
+        out += b[:3] if bits == 24 else b
+    return bytes(out)
+
+
+def anysame(fmt, ch, raw_path, path):
+    why = anysame_why(fmt, raw_path, path)
+    if why:
+        print(f"audiotool: {why}")
+    return 1 if why else 0
+
+
+def anysame_why(fmt, raw_path, path):
+    """Empty when PATH holds RAW_PATH's samples as sndback stores FMT, else why not."""
+    want = any_stored(fmt, open(raw_path, "rb").read())
+    data = open(path, "rb").read() if path.endswith(".raw") else wav_data(path)[1]
+    silent = {0} if fmt not in ("S8", "U8") else {0x80}
+    if fmt in ("MU_LAW", "A_LAW"):
+        silent = {0xFF, 0xD5, 0x55, 0x7F, 0}  # their zero codes; aplay pads with the format's silence
+    if data[:len(want)] == want and all(b in silent for b in data[len(want):]):
+        return ""
+    n = min(len(want), len(data))
+    first = next((i for i in range(n) if want[i] != data[i]), n)
+    return (f"{path}: {len(data)} data bytes, expected {len(want)}; first difference at byte {first}"
+            f"{f' (got {data[first]:#04x}, want {want[first]:#04x})' if first < n else ''}")
+
+
 if __name__ == "__main__":
     a = sys.argv[1:]
     if a[:1] == ["gen"] and len(a) == 6:
@@ -141,6 +223,18 @@ if __name__ == "__main__":
         stampgen(a[1], *map(int, a[2:]))
     elif a[:1] == ["stamps"] and len(a) in (3, 5):
         sys.exit(stamps(a[1], *map(int, a[2:])))
+    elif a[:1] == ["anygen"] and len(a) == 5:
+        anygen(a[1], int(a[2]), int(a[3]), a[4])
+    elif a[:1] == ["anysame"] and len(a) == 5:
+        sys.exit(anysame(a[1], int(a[2]), a[3], a[4]))
+    elif a[:1] == ["anygen-each"] and len(a) >= 5:
+        for f in a[4:]:
+            anygen(f, int(a[1]), int(a[2]), f"{a[3]}/{f}.raw")
+    elif a[:1] == ["anysame-each"] and "--" in a:
+        files, fmts = a[3:a.index("--")], a[a.index("--") + 1:]
+        for f, path in zip(fmts, files):
+            why = anysame_why(f, f"{a[2]}/{f}.raw", path)
+            print(f"{f} {why or 'ok'}", flush=True)
     elif a[:1] == ["stamps-tail"] and len(a) == 3:
         sys.exit(stamps(a[1], int(a[2]), tail=True))
     else:

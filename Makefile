@@ -17,7 +17,7 @@ XEN_LIBS = $(shell pkg-config --libs xenstore xenevtchn xengnttab 2>/dev/null ||
 DEB_PACKAGES = build-essential pkg-config clang libasound2-dev libxen-dev xenstore-utils \
                alsa-utils libsndfile1-dev sox libsox-fmt-all python3
 
-.PHONY: all deps check test demo clean install uninstall bench
+.PHONY: all deps check test demo clean install uninstall bench mutants
 all:
 
 # The plugin: libasound_module_pcm_xen.so (-DPIC: alsa-lib's dlsym versioning needs it).
@@ -106,6 +106,11 @@ $(BUILD)/pcm-bench: test/bench/pcm-bench.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -o $@ $< $(LDFLAGS_COMMON) $(ALSA_LIBS)
 all: $(BUILD)/pcm-bench
+
+# make mutants: one-line faults put into a copy of the plugin, each of which the plugin tests
+# must catch (test/mutants; minutes, not in make check).
+mutants: all
+	test/mutants
 
 # make bench: figures and ratios measured in one run (test/bench/run); timing lives only here.
 bench: all

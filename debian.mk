@@ -39,3 +39,7 @@ $(DEB_FILE): $(DEB_INPUTS)
 	        echo "deb: lintian reports errors or warnings (above, $(DEB_DIR)/lintian.txt)" >&2; \
 	        mv $@ $@.rejected; exit 1; fi
 	@echo "deb: $@"
+
+# test/deb/test-deb: make deb, lintian, the package installed into a throw-away root and played and
+# recorded through in a simulated guest with no asoundrc, then purged (both builds; see its header).
+CHECK_TESTS += test/deb/test-deb

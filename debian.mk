@@ -43,3 +43,6 @@ $(DEB_FILE): $(DEB_INPUTS)
 # test/deb/test-deb: make deb, lintian, the package installed into a throw-away root and played and
 # recorded through in a simulated guest with no asoundrc, then purged (both builds; see its header).
 CHECK_TESTS += test/deb/test-deb
+
+# make test-xen: the domU installs the package with dpkg -i (test/xen/cases/40-plugin.sh, domu-init).
+XEN_TEST_BINS += $(DEB_FILE)

@@ -48,11 +48,23 @@ pl_image_deb() {
     img_file domu /sbin/ldconfig /usr/sbin/ldconfig
     mkdir -p "$r/var/lib/dpkg/info" "$r/var/lib/dpkg/updates" "$r/var/lib/dpkg/triggers" "$r/etc/dpkg"
     : >"$r/var/lib/dpkg/available"
-    for p in $(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed 's/^ *//; s/[ (|].*//' | grep .); do
-        dpkg-query -s "$p:$(dpkg --print-architecture)" 2>/dev/null || dpkg-query -s "$p" || return 1
-        echo
-        : >"$r/var/lib/dpkg/info/$p:$(dpkg --print-architecture).list" # (their files are not dpkg's here)
-    done >"$r/var/lib/dpkg/status"
+    : >"$r/var/lib/dpkg/status"
+    # The dependencies' closure: dpkg checks the installed packages' own dependencies too.
+    local todo seen="" arch; arch=$(dpkg --print-architecture)
+    todo=$(dpkg-deb -f "$deb" Depends)
+    while [ -n "$todo" ]; do
+        p=$(echo "$todo" | tr ',|' '\n\n' | sed 's/^ *//; s/[ (:].*//' | grep . | while read -r q; do
+            case " $seen " in *" $q "*) ;; *) echo "$q" ;; esac; done | sort -u)
+        todo=""
+        for q in $p; do
+            seen="$seen $q"
+            st=$(dpkg-query -s "$q:$arch" 2>/dev/null || dpkg-query -s "$q" 2>/dev/null) || continue
+            echo "$st" | grep -q '^Status: install ok installed' || continue
+            printf '%s\n\n' "$st" >>"$r/var/lib/dpkg/status"
+            : >"$r/var/lib/dpkg/info/$q:$arch.list" # (their files are not dpkg's here)
+            todo="$todo,$(echo "$st" | sed -n 's/^\(Pre-\)\?Depends: //p' | tr '\n' ',')"
+        done
+    done
     tmp=$(mktemp -d) && dpkg-deb -x "$deb" "$tmp" || return 1
     for lib in $(ldd "$tmp"/usr/lib/*/alsa-lib/*.so | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p'); do
         [ -e "$r$lib" ] || img_file domu "$lib"

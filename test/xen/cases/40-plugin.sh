@@ -85,9 +85,10 @@ pl_grant_audio() {
 # pl_check_setup: the plugin is installed, the devices are root:audio 0660, xtuser is not root and in audio.
 pl_check_setup() {
     local out
-    # (domu-init ran dpkg -i of the .deb at boot; its output is in /run/deb-install.log.)
-    out=$(in_domu "dpkg -s $PL_PKG | grep -qx 'Status: install ok installed' || { tail -n 3 /run/deb-install.log; exit 1; } && \
-        dpkg -L $PL_PKG | grep -qx $PL_ALSA_PLUGIN_DIR/libasound_module_pcm_xen.so &&
+    # (domu-init ran dpkg -i of the .deb at boot; its output is in /run/deb-install.log. /usr/bin/dpkg:
+    # busybox sh runs its own dpkg applet for a bare "dpkg".)
+    out=$(in_domu "/usr/bin/dpkg -s $PL_PKG | grep -qx 'Status: install ok installed' || { tail -n 3 /run/deb-install.log; exit 1; } && \
+        /usr/bin/dpkg -L $PL_PKG | grep -qx $PL_ALSA_PLUGIN_DIR/libasound_module_pcm_xen.so &&
         ls $PL_ALSA_PLUGIN_DIR/libasound_module_pcm_xen.so /etc/alsa/conf.d/50-pcm-xen.conf \
         /usr/share/alsa/alsa.conf >/dev/null && stat -c '%U:%G %a' $PL_DEVS | sort -u && $(pl_user id)") ||
         { echo "$out" >&2; return 1; }

@@ -132,6 +132,8 @@ CHECK_TESTS += $(PLUGIN_TESTS)
 -include test/snd_be/snd_be.mk
 -include test/apps/apps.mk
 -include ctl.mk
+# The Debian package (issue 13): make deb, its test in make check.
+-include debian.mk
 
 deps:
 	@test/deps $(DEB_PACKAGES)

@@ -1,5 +1,5 @@
 # Case 4: the plugin (libasound_module_pcm_xen.so) as the domU's sndif frontend, against sndback in
-# dom0, used the way README.md "Using it in a Xen guest" says: installed as `make install` does, the
+# dom0, used the way README.md "Using it in a Xen guest" says: installed from the package (dpkg -i), the
 # udev rule's GROUP/MODE on /dev/xen/{evtchn,gntalloc,xenbus}, run by a non-root member of `audio`.
 #   - with snd_xen_front bound to the card, the plugin refuses and names the module and its hw: device;
 #   - with snd_xen_front unloaded: 20 open/play/close cycles in a row, aplay -D xen and aplay -M -D xen
@@ -12,7 +12,8 @@
 
 PL_USER=xtuser      # uid 1000, primary group xtuser, member of audio: the plugin's intended user
 PL_OTHER=xtother    # uid 1001, not in audio: the udev rule must be what lets xtuser in
-PL_ALSA_PLUGIN_DIR=/usr/lib/x86_64-linux-gnu/alsa-lib   # `make install`'s ALSA_PLUGIN_DIR on Debian amd64
+PL_ALSA_PLUGIN_DIR=/usr/lib/x86_64-linux-gnu/alsa-lib   # where the package puts the plugins on Debian amd64
+PL_PKG=libasound2-plugin-xen                            # the package (make deb), installed at the domU's boot
 PL_DEVS="/dev/xen/evtchn /dev/xen/gntalloc /dev/xen/xenbus"
 PL_MEDIA="s16_le-48000-2 s32_le-44100-6 u8-8000-1"
 PL_CYCLES=20
@@ -23,17 +24,52 @@ image_domu() {
     img_bin domu /usr/bin/aplay /usr/bin/arecord
     [ -e "$r/usr/share/alsa/alsa.conf" ] || img_tree domu /usr/share/alsa
     img_module domu snd_xen_front
-    # What `make install` installs (the plugin's libraries come with it through ldd).
-    if [ -f "$BUILD/libasound_module_pcm_xen.so" ]; then
-        img_bin domu --to "$PL_ALSA_PLUGIN_DIR" "$BUILD/libasound_module_pcm_xen.so"
-    else
-        echo "build-images: $BUILD/libasound_module_pcm_xen.so missing: the domU gets no plugin" >&2
-    fi
-    img_file domu "$TOP/conf/50-pcm-xen.conf" /etc/alsa/conf.d/50-pcm-xen.conf
+    # The package (make deb), which domu-init installs with dpkg -i at boot; dpkg, and the libraries
+    # the package's plugins need (ldd of the package's own copies).
+    pl_image_deb || return 1
     # The users; Debian's audio group id.
     echo "$PL_USER:x:1000:1000::/tmp:/bin/sh" >>"$r/etc/passwd"
     echo "$PL_OTHER:x:1001:1001::/tmp:/bin/sh" >>"$r/etc/passwd"
     printf '%s\n' "audio:x:29:$PL_USER" "$PL_USER:x:1000:" "$PL_OTHER:x:1001:" >>"$r/etc/group"
+}
+
+# pl_image_deb: the .deb in /xt/deb, dpkg (and its dpkg-deb, dpkg-split, dpkg-query) with what it runs (GNU tar: dpkg-deb gives it options
+# busybox's lacks; busybox has sh, rm, diff and start-stop-daemon), a dpkg database holding this machine's entries of the packages the .deb depends
+# on (their libraries are copied in: the ldd closure of the package's plugins).
+pl_image_deb() {
+    local r deb tmp p lib
+    r=$(img_root domu)
+    deb=$TOP/build/deb/${PL_PKG}_$(cat "$TOP/VERSION")_$(dpkg --print-architecture).deb
+    [ -f "$deb" ] || { echo "build-images: $deb missing (make deb): the domU gets no plugin" >&2; return 0; }
+    img_file domu "$deb" "/xt/deb/$(basename "$deb")"
+    # (busybox's dpkg and dpkg-deb applets are symlinks to it: cp would write through them.)
+    rm -f "$r/usr/bin/dpkg" "$r/usr/bin/dpkg-deb" "$r/usr/bin/dpkg-split" "$r/usr/bin/dpkg-query" "$r/usr/bin/tar" "$r/usr/sbin/ldconfig"
+    img_bin domu /usr/bin/dpkg /usr/bin/dpkg-deb /usr/bin/dpkg-split /usr/bin/dpkg-query /usr/bin/tar
+    img_file domu /sbin/ldconfig /usr/sbin/ldconfig
+    mkdir -p "$r/var/lib/dpkg/info" "$r/var/lib/dpkg/updates" "$r/var/lib/dpkg/triggers" "$r/etc/dpkg"
+    : >"$r/var/lib/dpkg/available"
+    : >"$r/var/lib/dpkg/status"
+    # The dependencies' closure: dpkg checks the installed packages' own dependencies too.
+    local todo seen="" arch; arch=$(dpkg --print-architecture)
+    todo=$(dpkg-deb -f "$deb" Depends)
+    while [ -n "$todo" ]; do
+        p=$(echo "$todo" | tr ',|' '\n\n' | sed 's/^ *//; s/[ (:].*//' | grep . | while read -r q; do
+            case " $seen " in *" $q "*) ;; *) echo "$q" ;; esac; done | sort -u)
+        todo=""
+        for q in $p; do
+            seen="$seen $q"
+            st=$(dpkg-query -s "$q:$arch" 2>/dev/null || dpkg-query -s "$q" 2>/dev/null) || continue
+            echo "$st" | grep -q '^Status: install ok installed' || continue
+            printf '%s\n\n' "$st" >>"$r/var/lib/dpkg/status"
+            : >"$r/var/lib/dpkg/info/$q:$arch.list" # (their files are not dpkg's here)
+            todo="$todo,$(echo "$st" | sed -n 's/^\(Pre-\)\?Depends: //p' | tr '\n' ',')"
+        done
+    done
+    tmp=$(mktemp -d) && dpkg-deb -x "$deb" "$tmp" || return 1
+    for lib in $(ldd "$tmp"/usr/lib/*/alsa-lib/*.so | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p'); do
+        [ -e "$r$lib" ] || img_file domu "$lib"
+    done
+    rm -rf "$tmp"
 }
 
 # pl_as USER CMD: the domU shell command that runs CMD (no single quotes in it) as USER.
@@ -49,7 +85,11 @@ pl_grant_audio() {
 # pl_check_setup: the plugin is installed, the devices are root:audio 0660, xtuser is not root and in audio.
 pl_check_setup() {
     local out
-    out=$(in_domu "ls $PL_ALSA_PLUGIN_DIR/libasound_module_pcm_xen.so /etc/alsa/conf.d/50-pcm-xen.conf \
+    # (domu-init ran dpkg -i of the .deb at boot; its output is in /run/deb-install.log. /usr/bin/dpkg:
+    # busybox sh runs its own dpkg applet for a bare "dpkg".)
+    out=$(in_domu "/usr/bin/dpkg -s $PL_PKG | grep -qx 'Status: install ok installed' || { tail -n 3 /run/deb-install.log; exit 1; } && \
+        /usr/bin/dpkg -L $PL_PKG | grep -qx $PL_ALSA_PLUGIN_DIR/libasound_module_pcm_xen.so &&
+        ls $PL_ALSA_PLUGIN_DIR/libasound_module_pcm_xen.so /etc/alsa/conf.d/50-pcm-xen.conf \
         /usr/share/alsa/alsa.conf >/dev/null && stat -c '%U:%G %a' $PL_DEVS | sort -u && $(pl_user id)") ||
         { echo "$out" >&2; return 1; }
     [ "$(echo "$out" | grep -v '^uid=')" = "root:audio 660" ] ||
@@ -178,7 +218,7 @@ pl_cycles_of() {
 run_cases() {
     local m
     xt_step "plugin: the udev rule's GROUP/MODE on /dev/xen/*, user $PL_USER"
-    check "xen/plugin/setup: plugin installed as make install does, /dev/xen/{evtchn,gntalloc,xenbus} root:audio 0660, $PL_USER in audio" \
+    check "xen/plugin/setup: $PL_PKG installed by dpkg -i (make deb's .deb), /dev/xen/{evtchn,gntalloc,xenbus} root:audio 0660, $PL_USER in audio" \
         pl_grant_audio || return
     # The card driven by the kernel (cases 10 and 30 leave snd_xen_front bound; alone, load it).
     if ! xt_states_are 4 4; then

@@ -803,10 +803,10 @@ static snd_pcm_sframes_t xsnd_transfer_locked(snd_pcm_ioplug_t *io, const snd_pc
     return (snd_pcm_sframes_t)size; /* in the buffer: a failed WRITE is reported by the next call */
 }
 
-/* Sends CLOSE and releases the buffer (the backend may still hold its pages: Xen allows it). */
-/* CLOSE, so that the backend frees the stream and unmaps its buffer, also for a PCM the watchdog
- * gave up on (a backend late with its positions may still answer on a working ring); a ring that
- * failed (no answer within the timeout, a hostile answer) gets no more requests. */
+/* Sends CLOSE, so that the backend frees the stream and unmaps its buffer, also for a PCM the
+ * watchdog gave up on (a backend late with its positions may still answer on a working ring); a
+ * ring that failed (no answer within the timeout, a hostile answer) gets no more requests. Then
+ * releases the buffer (the backend may still hold its pages: Xen allows it). */
 static void xsnd_close_stream(struct xsnd_pcm *p)
 {
     struct xensnd_req req = { .operation = XENSND_OP_CLOSE };

@@ -75,6 +75,10 @@ $(BUILD)/pagesize-shim.so: test/plugin/pagesize-shim.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) -fPIC -shared -o $@ $< $(LDFLAGS_COMMON) -ldl
 all: $(BUILD)/pagesize-shim.so
+$(BUILD)/lockgap-shim.so: test/plugin/lockgap-shim.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) -fPIC -shared -o $@ $< $(LDFLAGS_COMMON) -ldl -lpthread
+all: $(BUILD)/lockgap-shim.so
 $(BUILD)/pcm-threads: test/plugin/pcm-threads.c test/plugin/case-result.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -o $@ $< $(LDFLAGS_COMMON) $(ALSA_LIBS) -lpthread

@@ -216,6 +216,7 @@ struct xsnd_pcm {
     /* The granted buffer, OPENed on the backend from prepare until hw_free. */
     struct shbuf buf;
     bool opened, be_running, be_paused;
+    bool stopped;                  /* ioplug stopped the stream since prepare (a drop, a drain's end) */
 
     /* Positions in frames since prepare, never wrapping (u64). */
     uint64_t submitted;            /* playback: frames handed to the backend with WRITE */
@@ -646,6 +647,7 @@ static int xsnd_stop_locked(snd_pcm_ioplug_t *io)
     if (p->be_running && !p->dead)
         xsnd_trigger(p, XENSND_OP_TRIGGER_STOP);
     p->be_running = p->be_paused = false;
+    p->stopped = true;
     xsnd_watchdog(p, false);
     xsnd_set_wake(p, true); /* a state change: pollers must look */
     return 0;
@@ -868,7 +870,7 @@ static int xsnd_prepare_locked(snd_pcm_ioplug_t *io)
         return rc;
     if (p->be_running)
         xsnd_trigger(p, XENSND_OP_TRIGGER_STOP);
-    p->be_running = p->be_paused = false;
+    p->be_running = p->be_paused = p->stopped = false;
     /* Let everything in flight finish and drop stale positions before counting from zero. */
     if (xring_drain(p->ring, 1) < 0 || xring_events(p->ring, &pos, &have) < 0) {
         xsnd_mark_dead(p, NULL);
@@ -1029,6 +1031,11 @@ static int xsnd_drain_locked(snd_pcm_ioplug_t *io)
         return 0; /* capture: nothing to wait for (as bluez-alsa) */
     if (p->dead)
         return -ENODEV;
+    /* ioplug lets its lock go before calling us: a drop from another thread may come first, and
+     * its STOP made the backend discard what it had. Nothing is left to play then; starting
+     * again would leave the backend running on nothing. */
+    if (p->stopped)
+        return 0;
     xsnd_flush(p, xsnd_appl_cum(p));
     if (p->io_error)
         return p->io_error;

@@ -9,8 +9,13 @@
  *     the PCM still plays 1 s of stamps (the end of the third backend file);
  *   4 a fork()ed child closes its copy of the PCM after 0.5 s of stamps and exits; the parent
  *     plays 0.5 s more and drains: the fourth backend file holds the whole second.
+ * pcm-threads DEVICE gap (with test/plugin/lockgap-shim.so preloaded) runs one case instead: a
+ * drop from another thread lands exactly between ioplug's drain (which lets its lock go) and the
+ * plugin's drain callback; the drain ends at once and the PCM then plays 0.5 s (the backend's
+ * file ends with it). The third case meets that moment only by chance.
  * Prints one PASS:/FAIL: line per case; exits 1 if any failed. */
 #include <alsa/asoundlib.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -233,14 +238,77 @@ static void pt_fork_close(void)
     snd_pcm_close(pcm);
 }
 
+/* The "gap" mode: lockgap-shim.so runs pt_gap_drop in the draining thread just before the drain
+ * callback takes the plugin's lock, after ioplug has let its own go. */
+static snd_pcm_t *pt_gap_pcm;
+static bool pt_gap_hit;
+static int pt_gap_drop_err = 1;
+
+static void *pt_gap_drop_thread(void *arg)
+{
+    (void)arg;
+    pt_gap_drop_err = snd_pcm_drop(pt_gap_pcm);
+    return NULL;
+}
+
+static void pt_gap_drop(void)
+{
+    pthread_t t;
+
+    pt_gap_hit = true;
+    if (pthread_create(&t, NULL, pt_gap_drop_thread, NULL) == 0)
+        pthread_join(t, NULL);
+}
+
+static long long pt_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pt_drop_in_drain_gap(void)
+{
+    void (*arm)(void (*)(void)) = (void (*)(void (*)(void)))dlsym(RTLD_DEFAULT, "lockgap_arm");
+    snd_pcm_t *pcm = pt_open();
+    int werr, derr = 1, perr = 1, werr2 = 1, derr2 = 1;
+    long long t0, drain_ms = -1;
+
+    if (!arm) {
+        tc_result(false, "a drop between ioplug's drain and the plugin's drain callback", "lockgap-shim.so is not preloaded");
+        snd_pcm_close(pcm);
+        return;
+    }
+    pt_gap_pcm = pcm;
+    if ((werr = pt_write(pcm, 0, 3 * PT_PERIOD)) == 0) { /* the first period started the stream */
+        arm(pt_gap_drop);
+        t0 = pt_now_ms();
+        derr = snd_pcm_drain(pcm);
+        drain_ms = pt_now_ms() - t0;
+        if ((perr = snd_pcm_prepare(pcm)) == 0 && (werr2 = pt_write(pcm, 0, PT_RATE / 2)) == 0)
+            derr2 = snd_pcm_drain(pcm);
+    }
+    tc_result(pt_gap_hit && !werr && !derr && !pt_gap_drop_err && !perr && !werr2 && !derr2,
+              "a drop between ioplug's drain and the plugin's drain callback",
+              "%s; the drop %s; the drain %s after %lld ms; then prepare %s, 0.5 s written (%s), drain %s",
+              pt_gap_hit ? "the drop came in the gap" : "the shim never ran the drop", snd_strerror(pt_gap_drop_err),
+              snd_strerror(derr), drain_ms, snd_strerror(perr), snd_strerror(werr2), snd_strerror(derr2));
+    snd_pcm_close(pcm);
+}
+
 /* The program's cases, one line each. */
 static const struct tc_case pt_cases[] = {
     { pt_write_while_reading, 1 }, { pt_rounds_while_reading, 1 }, { pt_drain_vs_drop, 1 }, { pt_fork_close, 1 },
 };
 
+static const struct tc_case pt_gap_cases[] = { { pt_drop_in_drain_gap, 1 } };
+
 int main(int argc, char **argv)
 {
     tc_plan_option(&argc, &argv);
     pt_device = argc > 1 ? argv[1] : "xen_raw";
+    if (argc > 2 && strcmp(argv[2], "gap") == 0)
+        return tc_run(pt_gap_cases, 1);
     return tc_run(pt_cases, sizeof(pt_cases) / sizeof(pt_cases[0]));
 }

@@ -6,14 +6,16 @@
  * Data path: the granted buffer is the ALSA ring (frames at appl_ptr % buffer_size). Playback
  * copies the application's frames in and queues WRITE requests without waiting for them;
  * capture asks for what the backend reports captured with READ requests and exposes it once
- * they completed. The backend's CUR_POS events drive the hardware pointer. No thread: the
- * poll descriptor is an epoll set of the event channel (the backend's notifications), a
- * watchdog timer (so a dead backend ends a wait) and an eventfd that keeps the descriptor
- * readable exactly while the application has something to do. */
+ * they completed. The backend's CUR_POS events drive the hardware pointer. No thread of ours:
+ * the poll descriptor is an epoll set of the event channel (the backend's notifications), the
+ * card's xenstore watch on the backend's state (a restart is an xrun, and prepare connects
+ * again), a watchdog timer (so a dead backend ends a wait) and an eventfd that keeps the
+ * descriptor readable exactly while the application has something to do. */
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -60,13 +62,22 @@ static int xsnd_sndif_format(snd_pcm_format_t f)
 
 /* ---------------------------------------------------------------- cards */
 
-/* One connection per card per process, shared by the PCMs this process opens on it. */
+/* One xenbus connection of a card: every stream's rings, published together. A backend that
+ * restarts needs new ones: the card then gets a new link, each PCM moves to it at its next
+ * prepare, and the old link is freed when the last PCM has left it. */
+struct xsnd_link {
+    unsigned refs;        /* the card's while current, and one per PCM on it: xsnd_cards_lock */
+    atomic_bool lost;     /* the backend left Connected after this link connected */
+    struct xring rings[XSC_MAX_STREAMS];
+};
+
+/* One card per process, shared by the PCMs this process opens on it. */
 struct xsnd_card {
     struct xsnd_card *next;
     unsigned refs;
     struct xsc_conn conn;
     xengntshr_handle *gs;
-    struct xring rings[XSC_MAX_STREAMS];
+    struct xsnd_link *link;  /* the current connection: changes under xsnd_cards_lock */
     bool in_use[XSC_MAX_STREAMS];
     char labels[XSC_MAX_STREAMS][96];
     pid_t owner; /* the process that connected it; a fork()ed child has only a copy */
@@ -84,13 +95,52 @@ static bool xsnd_card_inherited(const struct xsnd_card *c)
 static pthread_mutex_t xsnd_cards_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct xsnd_card *xsnd_cards;
 
+/* Drops a reference to a link; the last one frees its rings. Under xsnd_cards_lock (the grants
+ * use the card's handle). */
+static void xsnd_link_put(struct xsnd_card *c, struct xsnd_link *l)
+{
+    if (!l || --l->refs)
+        return;
+    for (unsigned i = 0; i < c->conn.card.nstreams; i++)
+        if (l->rings[i].xce)
+            xring_destroy(&l->rings[i]);
+    free(l);
+}
+
+/* Makes every stream's rings and connects them to the backend (which is at InitWait). Under
+ * xsnd_cards_lock. */
+static int xsnd_link_create(struct xsnd_card *c, struct xsnd_link **out)
+{
+    struct xsc_card *card = &c->conn.card;
+    struct xsc_stream_keys keys[XSC_MAX_STREAMS];
+    struct xsnd_link *l = calloc(1, sizeof(*l));
+    int rc = 0;
+
+    if (!l)
+        return -ENOMEM;
+    l->refs = 1;
+    /* Every stream's rings are published at once: snd_be refuses a card with a stream missing. */
+    for (unsigned i = 0; i < card->nstreams && rc == 0; i++) {
+        struct xring *r = &l->rings[i];
+
+        rc = xring_create(r, c->gs, card->be_domid, c->conn.timeout_ms, c->labels[i]);
+        keys[i] = (struct xsc_stream_keys){ r->ring_ref, r->evt_ref, r->port, r->evt_port };
+    }
+    if (rc == 0)
+        rc = xsc_connect(&c->conn, keys);
+    if (rc < 0) {
+        xsnd_link_put(c, l);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}
+
 static void xsnd_card_teardown(struct xsnd_card *c, bool connected)
 {
     if (connected)
         xsc_disconnect(&c->conn);
-    for (unsigned i = 0; i < c->conn.card.nstreams; i++)
-        if (c->rings[i].xce)
-            xring_destroy(&c->rings[i]);
+    xsnd_link_put(c, c->link);
     if (c->gs)
         xengntshr_close(c->gs);
     if (c->conn.xs)
@@ -102,7 +152,6 @@ static void xsnd_card_teardown(struct xsnd_card *c, bool connected)
 static int xsnd_card_connect(struct xsnd_card *c)
 {
     struct xsc_card *card = &c->conn.card;
-    struct xsc_stream_keys keys[XSC_MAX_STREAMS];
     char err[XSC_ERR_LEN];
     int rc = xsc_claim(&c->conn, err);
 
@@ -119,22 +168,53 @@ static int xsnd_card_connect(struct xsnd_card *c)
         return rc;
     }
     fcntl(xengntshr_fd(c->gs), F_SETFD, FD_CLOEXEC);
-    /* Every stream's rings are published at once: snd_be refuses a card with a stream missing. */
     for (unsigned i = 0; i < card->nstreams; i++) {
         const struct xsc_stream *st = &card->streams[i];
-
-        char label[sizeof(c->labels[i])];
+        char label[sizeof(c->labels[i])]; /* st and labels both live in c: no snprintf into c */
 
         snprintf(label, sizeof(label), "vsnd card %u stream %u/%u%s%s%s", card->devid, st->pcm, st->index,
                  st->unique_id[0] ? " (" : "", st->unique_id, st->unique_id[0] ? ")" : "");
         memcpy(c->labels[i], label, sizeof(label));
-        rc = xring_create(&c->rings[i], c->gs, card->be_domid, c->conn.timeout_ms, c->labels[i]);
-        if (rc < 0)
-            return rc;
-        keys[i] = (struct xsc_stream_keys){ c->rings[i].ring_ref, c->rings[i].evt_ref, c->rings[i].port,
-                                            c->rings[i].evt_port };
     }
-    return xsc_connect(&c->conn, keys);
+    if ((rc = xsnd_link_create(c, &c->link)) < 0)
+        return rc;
+    return xsc_watch_backend(&c->conn);
+}
+
+/* The backend left the card's current link (it restarted, or closed): connects anew, once the
+ * backend is at InitWait again (bounded by the timeout). Under xsnd_cards_lock; the PCMs on the
+ * old link keep it until they move (xsnd_rejoin). */
+static int xsnd_card_reconnect(struct xsnd_card *c)
+{
+    struct xsnd_link *l;
+    int rc;
+
+    if ((rc = xsc_prepare_connect(&c->conn)) < 0 || (rc = xsnd_link_create(c, &l)) < 0)
+        return rc;
+    xsnd_link_put(c, c->link);
+    c->link = l;
+    return 0;
+}
+
+/* Has the backend left this link? Consumes the card's watch events (whoever polls first does). */
+static bool xsnd_link_lost(struct xsnd_card *c, struct xsnd_link *l)
+{
+    if (!atomic_load(&l->lost) && xsc_backend_left(&c->conn))
+        atomic_store(&l->lost, true);
+    return atomic_load(&l->lost);
+}
+
+/* The card's current link, connected anew first if the backend left it; takes a reference.
+ * Under xsnd_cards_lock. */
+static int xsnd_card_link(struct xsnd_card *c, struct xsnd_link **out)
+{
+    int rc;
+
+    if (xsnd_link_lost(c, c->link) && (rc = xsnd_card_reconnect(c)) < 0)
+        return rc;
+    c->link->refs++;
+    *out = c->link;
+    return 0;
 }
 
 /* Finds or connects card devid (< 0: the first card). Takes a reference. */
@@ -198,8 +278,9 @@ struct xsnd_read {
 struct xsnd_pcm {
     snd_pcm_ioplug_t io;
     struct xsnd_card *card;
-    unsigned sidx;                 /* index into card->conn.card.streams / card->rings */
-    struct xring *ring;
+    unsigned sidx;                 /* index into card->conn.card.streams / link->rings */
+    struct xsnd_link *link;        /* the connection this PCM's stream uses (a reference) */
+    struct xring *ring;            /* &link->rings[sidx] */
     const struct xsc_stream *cfg;
     bool playback;
     unsigned timeout_ms;
@@ -237,6 +318,7 @@ struct xsnd_pcm {
     int io_error;                  /* a failed WRITE/READ/TRIGGER, reported on the next call */
     pthread_mutex_t lock;          /* every field, in every callback: XSND_LOCKED */
     bool dead;
+    bool lost;                     /* the backend restarted under us: an xrun until prepare rejoins */
 };
 
 static void xsnd_set_wake(struct xsnd_pcm *p, bool ready)
@@ -282,6 +364,24 @@ static void xsnd_mark_dead(struct xsnd_pcm *p, const char *why)
         SNDERR("%s: %s", p->ring->label, why);
     xsnd_watchdog(p, false);
     xsnd_set_wake(p, true); /* wake pollers so they see the error */
+}
+
+/* Notices a backend that left the connection (the card's watch: it restarted, or closed). The
+ * stream went with it; the application sees an xrun (-EPIPE), which sound servers and
+ * snd_pcm_recover answer with prepare, and prepare connects anew (xsnd_rejoin). */
+static bool xsnd_check_lost(struct xsnd_pcm *p)
+{
+    if (p->lost)
+        return true;
+    if (!xsnd_link_lost(p->card, p->link))
+        return false;
+    p->lost = true;
+    if (p->opened)
+        SNDERR("%s: the backend left the connection (it restarted or closed): the stream stopped; "
+               "prepare connects again", p->ring->label);
+    xsnd_watchdog(p, false);
+    xsnd_set_wake(p, true); /* wake pollers so they see the xrun */
+    return true;
 }
 
 /* Completed READs form a prefix: hw_pos advances over it. */
@@ -477,6 +577,8 @@ static bool xsnd_xrun(struct xsnd_pcm *p)
     uint64_t appl = xsnd_appl_cum(p);
     uint64_t avail;
 
+    if (p->lost)
+        return true;
     if (p->io.state != SND_PCM_STATE_RUNNING || p->stop_threshold >= p->boundary)
         return false;
     if (p->playback) /* by what the backend reported, not the interpolation; appl behind is an underrun */
@@ -527,7 +629,7 @@ static void xsnd_update(struct xsnd_pcm *p)
     uint64_t pos;
     bool have;
 
-    if (p->dead || !p->opened)
+    if (xsnd_check_lost(p) || p->dead || !p->opened)
         return;
     if (xring_process(p->ring) < 0 || xring_events(p->ring, &pos, &have) < 0) {
         xsnd_mark_dead(p, NULL); /* ring.c said why */
@@ -595,7 +697,7 @@ static snd_pcm_uframes_t xsnd_avail(const struct xsnd_pcm *p)
 /* Is there something for the application to do now (the poll descriptor's level)? */
 static bool xsnd_ready(struct xsnd_pcm *p)
 {
-    if (p->dead || p->io_error)
+    if (p->dead || p->lost || p->io_error)
         return true; /* the application's next call learns the error */
     switch (p->io.state) {
     case SND_PCM_STATE_PREPARED:
@@ -626,6 +728,8 @@ static int xsnd_start_locked(snd_pcm_ioplug_t *io)
     struct xsnd_pcm *p = io->private_data;
     int rc;
 
+    if (xsnd_check_lost(p))
+        return -EPIPE;
     if (p->dead)
         return -ENODEV;
     if ((rc = xsnd_trigger(p, XENSND_OP_TRIGGER_START)) < 0)
@@ -644,7 +748,7 @@ static int xsnd_stop_locked(snd_pcm_ioplug_t *io)
 {
     struct xsnd_pcm *p = io->private_data;
 
-    if (p->be_running && !p->dead)
+    if (p->be_running && !p->dead && !p->lost)
         xsnd_trigger(p, XENSND_OP_TRIGGER_STOP);
     p->be_running = p->be_paused = false;
     p->stopped = true;
@@ -658,6 +762,8 @@ static int xsnd_pause_locked(snd_pcm_ioplug_t *io, int enable)
     struct xsnd_pcm *p = io->private_data;
     int rc;
 
+    if (xsnd_check_lost(p))
+        return -EPIPE;
     if (p->dead)
         return -ENODEV;
     rc = xsnd_trigger(p, enable ? XENSND_OP_TRIGGER_PAUSE : XENSND_OP_TRIGGER_RESUME);
@@ -678,6 +784,8 @@ static snd_pcm_sframes_t xsnd_pointer_locked(snd_pcm_ioplug_t *io)
     struct xsnd_pcm *p = io->private_data;
 
     xsnd_update(p);
+    if (p->lost)
+        return -EPIPE;
     if (p->dead) {
         snd_pcm_ioplug_set_state(io, SND_PCM_STATE_DISCONNECTED);
         return (snd_pcm_sframes_t)(p->hw_pos % p->boundary);
@@ -788,6 +896,8 @@ static snd_pcm_sframes_t xsnd_transfer_locked(snd_pcm_ioplug_t *io, const snd_pc
     snd_pcm_channel_area_t *buf_areas = alloca(io->channels * sizeof(*buf_areas));
 
     xsnd_update(p);
+    if (p->lost)
+        return -EPIPE;
     if (p->dead)
         return -ENODEV;
     if (p->io_error)
@@ -815,7 +925,7 @@ static void xsnd_close_stream(struct xsnd_pcm *p)
 
     if (!p->opened)
         return;
-    if (!p->ring->error)
+    if (!p->ring->error && !p->lost) /* a backend that restarted knows no such stream */
         xring_call(p->ring, &req, NULL);
     pthread_mutex_lock(&xsnd_cards_lock);
     shbuf_free(&p->buf);
@@ -857,6 +967,39 @@ static int xsnd_open_stream(struct xsnd_pcm *p)
     return 0;
 }
 
+/* Moves the PCM to the card's current link, connecting the card anew first when this PCM is the
+ * first back after the backend restarted (bounded: the backend must be at InitWait within the
+ * timeout). The stream's old buffer goes (the old backend is gone, and its mappings with it);
+ * prepare OPENs the stream again on the new link. */
+static int xsnd_rejoin(struct xsnd_pcm *p)
+{
+    struct epoll_event ev = { .events = EPOLLIN };
+    struct xsnd_link *old = p->link, *l;
+    int rc;
+
+    xsnd_close_stream(p); /* no CLOSE: the backend that had the stream is gone */
+    pthread_mutex_lock(&xsnd_cards_lock);
+    rc = xsnd_card_link(p->card, &l);
+    if (rc == 0) {
+        epoll_ctl(p->epfd, EPOLL_CTL_DEL, xring_fd(p->ring), NULL); /* before its descriptor closes */
+        p->ring->on_complete = NULL;
+        p->link = l;
+        p->ring = &l->rings[p->sidx];
+        p->ring->on_complete = xsnd_on_complete;
+        p->ring->ctx = p;
+        xsnd_link_put(p->card, old);
+    }
+    pthread_mutex_unlock(&xsnd_cards_lock);
+    if (rc < 0)
+        return rc; /* still lost: a later prepare tries again */
+    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, xring_fd(p->ring), &ev) < 0) {
+        SNDERR("%s: cannot poll the new event channel: %s", p->ring->label, strerror(errno));
+        return -errno;
+    }
+    p->lost = p->dead = false;
+    return 0;
+}
+
 static int xsnd_prepare_locked(snd_pcm_ioplug_t *io)
 {
     struct xsnd_pcm *p = io->private_data;
@@ -864,6 +1007,8 @@ static int xsnd_prepare_locked(snd_pcm_ioplug_t *io)
     bool have;
     int rc;
 
+    if (xsnd_check_lost(p) && (rc = xsnd_rejoin(p)) < 0)
+        return rc;
     if (p->dead)
         return -ENODEV;
     if (!p->opened && (rc = xsnd_open_stream(p)) < 0)
@@ -1007,6 +1152,8 @@ static int xsnd_delay_locked(snd_pcm_ioplug_t *io, snd_pcm_sframes_t *delayp)
     uint64_t appl, queued_to;
 
     xsnd_update(p);
+    if (p->lost)
+        return -EPIPE;
     if (p->dead)
         return -ENODEV;
     appl = xsnd_appl_cum(p);
@@ -1021,6 +1168,14 @@ static int xsnd_delay_locked(snd_pcm_ioplug_t *io, snd_pcm_sframes_t *delayp)
     return 0;
 }
 
+/* A drain whose backend restarted: what was left is lost, as in an xrun; the application's
+ * prepare connects again. */
+static int xsnd_drain_lost(snd_pcm_ioplug_t *io)
+{
+    snd_pcm_ioplug_set_state(io, SND_PCM_STATE_XRUN);
+    return -EPIPE;
+}
+
 static int xsnd_drain_locked(snd_pcm_ioplug_t *io)
 {
     struct xsnd_pcm *p = io->private_data;
@@ -1029,6 +1184,8 @@ static int xsnd_drain_locked(snd_pcm_ioplug_t *io)
 
     if (!p->playback)
         return 0; /* capture: nothing to wait for (as bluez-alsa) */
+    if (xsnd_check_lost(p))
+        return xsnd_drain_lost(io);
     if (p->dead)
         return -ENODEV;
     /* ioplug lets its lock go before calling us: a drop from another thread may come first, and
@@ -1044,6 +1201,8 @@ static int xsnd_drain_locked(snd_pcm_ioplug_t *io)
         return rc;
     if (io->nonblock) { /* set at open from SND_PCM_NONBLOCK too: ioplug does not */
         xsnd_update(p);
+        if (p->lost)
+            return xsnd_drain_lost(io);
         if (p->dead)
             return -ENODEV;
         if (xsnd_played_all(p) || !p->be_running)
@@ -1055,6 +1214,8 @@ static int xsnd_drain_locked(snd_pcm_ioplug_t *io)
     for (;;) {
         xring_ack(p->ring);
         xsnd_update(p);
+        if (p->lost)
+            return xsnd_drain_lost(io);
         if (p->dead)
             return -ENODEV;
         if (xsnd_played_all(p) || !p->be_running)
@@ -1099,7 +1260,7 @@ static int xsnd_poll_revents_locked(snd_pcm_ioplug_t *io, struct pollfd *pfd, un
         return 0;
     }
     if (io->state == SND_PCM_STATE_DRAINING && p->playback) {
-        if (!xsnd_played_all(p)) {
+        if (!xsnd_played_all(p) && !p->lost) {
             xsnd_drain_alarm(p);
             xsnd_set_wake(p, false);
             return 0;
@@ -1236,6 +1397,7 @@ static void xsnd_free(struct xsnd_pcm *p)
             p->ring->on_complete = NULL;
         pthread_mutex_lock(&xsnd_cards_lock);
         p->card->in_use[p->sidx] = false;
+        xsnd_link_put(p->card, p->link);
         pthread_mutex_unlock(&xsnd_cards_lock);
         xsnd_card_put(p->card);
     }
@@ -1443,6 +1605,7 @@ static int xsnd_make_poll_fd(struct xsnd_pcm *p)
     p->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (p->epfd < 0 || p->wake_fd < 0 || p->timer_fd < 0 ||
         epoll_ctl(p->epfd, EPOLL_CTL_ADD, xring_fd(p->ring), &ev) < 0 ||
+        epoll_ctl(p->epfd, EPOLL_CTL_ADD, xsc_watch_fd(&p->card->conn), &ev) < 0 ||
         epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->wake_fd, &ev) < 0 ||
         epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->timer_fd, &ev) < 0)
         return -errno;
@@ -1478,6 +1641,8 @@ SND_PCM_PLUGIN_DEFINE_FUNC(xen)
         SNDERR("%s is already open in this process", p->card->labels[sidx]);
         sidx = -EBUSY;
     }
+    if (sidx >= 0 && (rc = xsnd_card_link(p->card, &p->link)) < 0)
+        sidx = rc; /* the backend restarted and did not come back */
     if (sidx >= 0)
         p->card->in_use[sidx] = true;
     pthread_mutex_unlock(&xsnd_cards_lock);
@@ -1487,7 +1652,7 @@ SND_PCM_PLUGIN_DEFINE_FUNC(xen)
         return sidx;
     }
     p->sidx = (unsigned)sidx;
-    p->ring = &p->card->rings[sidx];
+    p->ring = &p->link->rings[sidx];
     p->cfg = &p->card->conn.card.streams[sidx];
     p->ring->on_complete = xsnd_on_complete;
     p->ring->ctx = p;

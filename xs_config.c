@@ -515,6 +515,40 @@ static int xsc_wait_backend(struct xsc_conn *c, unsigned want, unsigned timeout_
     return st;
 }
 
+#define XSC_LIVE_TOKEN "xsnd-be-live" /* the watch kept from Connected on (xsc_wait_backend's is brief) */
+
+int xsc_watch_backend(struct xsc_conn *c)
+{
+    char path[XSC_PATH];
+
+    xsc_path(path, "%s/state", c->card.be_path);
+    if (!xs_watch(c->xs, path, XSC_LIVE_TOKEN)) {
+        int e = errno ? errno : EIO;
+
+        SNDERR("vsnd card %u: cannot watch %s: %s", c->card.devid, path, strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
+int xsc_watch_fd(struct xsc_conn *c)
+{
+    return xs_fileno(c->xs);
+}
+
+bool xsc_backend_left(struct xsc_conn *c)
+{
+    bool fired = false;
+    char **vec;
+
+    /* Any event counts, whatever its token: the state is read afresh. */
+    while ((vec = xs_check_watch(c->xs)) != NULL) {
+        fired = true;
+        free(vec);
+    }
+    return fired && xsc_backend_state(c) != XenbusStateConnected;
+}
+
 /* The basename of a symlink's target ("" if it is no link). */
 static void xsc_link_name(const char *path, char *out, size_t cap)
 {

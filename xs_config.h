@@ -106,5 +106,12 @@ int xsc_connect(struct xsc_conn *c, const struct xsc_stream_keys *keys);
 void xsc_disconnect(struct xsc_conn *c);
 /* The backend's state as last written (never blocks); XenbusStateClosed if unreadable. */
 int xsc_backend_state(struct xsc_conn *c);
+/* Once connected: a watch on the backend's state, so that a backend that restarts (it comes back
+ * at InitWait) or closes is noticed when it happens; xsc_watch_fd is readable when it fired. */
+int xsc_watch_backend(struct xsc_conn *c);
+int xsc_watch_fd(struct xsc_conn *c);
+/* Has the backend left Connected? Consumes the watch's events without waiting for any; reads the
+ * state only when one came (false when none came). */
+bool xsc_backend_left(struct xsc_conn *c);
 
 #endif

@@ -10,6 +10,9 @@
   audiotool find IN_RAW WAV               exit 0 iff IN_RAW's bytes appear contiguously in WAV's data
   audiotool stampgen OUT FRAMES [FROM TO] writes what `stamps` expects, raw (for checks without python)
   audiotool stamps-tail WAV FRAMES        the same for WAV's last FRAMES frames (it may hold more before them)
+  audiotool stamps-run WAV FIRST END      exit 0 iff WAV, silence at either end aside, holds consecutive stamps
+                                          FIRST..END-1 ("-": any), and prints "FIRST END" as found (the data
+                                          runs to the end of the file: a killed writer left its header short)
   audiotool stamps WAV FRAMES [FROM TO]   exit 0 iff WAV (S16_LE stereo) holds exactly FRAMES frames, frame k
                                           stamped with its position k (pcm-positions.c), frames FROM..TO-1 silent
   audiotool anygen FMT CH FRAMES OUT      random samples of any of the 22 sndif formats (valid values)
@@ -53,9 +56,12 @@ def gen(fmt, rate, ch, seconds, out):
         f.write(buf)
 
 
-def wav_data(path):
-    with open(path, "rb") as f:
-        blob = f.read()
+def wav_data(path, to_eof=False):
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+    except OSError as e:
+        sys.exit(f"audiotool: {path}: {e.strerror}")
     if blob[:4] != b"RIFF" or blob[8:12] != b"WAVE":
         sys.exit(f"audiotool: {path} is not a WAV file")
     at, bits = 12, None
@@ -65,7 +71,7 @@ def wav_data(path):
         if cid == b"fmt ":
             bits = struct.unpack("<H", body[14:16])[0]
         elif cid == b"data":
-            return bits, body
+            return bits, blob[at + 8:] if to_eof else body
         at += 8 + size + (size & 1)
     sys.exit(f"audiotool: {path} has no data chunk")
 
@@ -131,6 +137,38 @@ def stamps(wav_path, frames, silent_from=0, silent_to=0, tail=False):
             print(f"audiotool: {wav_path}: frame {k} holds {'silence' if (left, right) == (0, 0) else got}, "
                   f"expected {'silence' if want == (0, 0) else k}")
             return 1
+    return 0
+
+
+def stamp_pos(frame):
+    left, right = frame
+    return (right & 0x3fff) << 16 | left if right & 0x4000 else None
+
+
+def stamps_run(wav_path, first, end):
+    # To the end of the file: a backend killed while it wrote never finished the header.
+    _, data = wav_data(wav_path, to_eof=True)
+    frames = [struct.unpack_from("<HH", data, 4 * k) for k in range(len(data) // 4)]
+    i, j = 0, len(frames)
+    while i < j and frames[i] == (0, 0):
+        i += 1
+    while j > i and frames[j - 1] == (0, 0):
+        j -= 1
+    if i == j:
+        print(f"audiotool: {wav_path}: {len(frames)} frames of silence, no stamp")
+        return 1
+    k0 = stamp_pos(frames[i])
+    for m in range(i, j):
+        if k0 is None or stamp_pos(frames[m]) != k0 + m - i:
+            got = stamp_pos(frames[m])
+            print(f"audiotool: {wav_path}: frame {m} holds {'silence' if frames[m] == (0, 0) else got}, "
+                  f"expected {None if k0 is None else k0 + m - i} (the run began at frame {i} with {k0})")
+            return 1
+    k1 = k0 + j - i
+    if (first != "-" and k0 != int(first)) or (end != "-" and k1 != int(end)):
+        print(f"audiotool: {wav_path}: stamps {k0}..{k1 - 1}, expected {first}..{end if end == '-' else int(end) - 1}")
+        return 1
+    print(f"{k0} {k1}")
     return 0
 
 
@@ -235,6 +273,8 @@ if __name__ == "__main__":
         for f, path in zip(fmts, files):
             why = anysame_why(f, f"{a[2]}/{f}.raw", path)
             print(f"{f} {why or 'ok'}", flush=True)
+    elif a[:1] == ["stamps-run"] and len(a) == 4:
+        sys.exit(stamps_run(a[1], a[2], a[3]))
     elif a[:1] == ["stamps-tail"] and len(a) == 3:
         sys.exit(stamps(a[1], int(a[2]), tail=True))
     else:

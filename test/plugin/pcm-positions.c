@@ -31,6 +31,9 @@
  *     stream fails (DISCONNECTED, writei -ENODEV); SIGCONT, snd_pcm_close (which still CLOSEs
  *     the backend's stream), a new open, 4 periods stamped from 0, drain: the backend's fourth
  *     stream is those 4 periods.
+ * With "ioerror" (against sndback --answer-error=write:5@3: its third WRITE answered -EIO), one:
+ *   1 16 periods written one at a time: a call fails with -EIO (or the xrun it becomes, -EPIPE),
+ *     snd_pcm_prepare, 4 periods stamped from 0, drain: the backend's stream ends with them.
  * Prints one PASS:/FAIL: line per case (a FAIL if fewer than all ran); exits 1 if any failed. */
 #include <alsa/asoundlib.h>
 #include <signal.h>
@@ -457,6 +460,34 @@ static void pp_case_recover_silent(void)
     snd_pcm_close(pcm);
 }
 
+/* A request the backend failed (a WRITE answered -EIO): the application learns it, and the same
+ * PCM plays on after prepare. */
+static void pp_case_recover_ioerror(void)
+{
+    const char *name = "a WRITE the backend failed: the error, prepare, 4 periods";
+    snd_pcm_t *pcm = pp_open(1, name);
+    static int16_t silence[PP_PERIOD * 2];
+    snd_pcm_sframes_t w = 0;
+    long long ms;
+    int err, i;
+
+    if (!pcm)
+        return;
+    for (i = 0; i < 16 && w >= 0; i++) { /* the failure reaches the next call, or the one after */
+        w = snd_pcm_writei(pcm, silence, PP_PERIOD);
+        usleep(5000);
+    }
+    if (w != -EIO && w != -EPIPE) {
+        tc_result(false, name, "16 periods written without an error (writei gave %ld)", (long)w);
+    } else if ((err = snd_pcm_prepare(pcm)) < 0) {
+        tc_result(false, name, "%s, then snd_pcm_prepare: %s", snd_strerror((int)w), snd_strerror(err));
+    } else if (pp_write(pcm, 0, 4 * PP_PERIOD, name) && pp_drain(pcm, name, &ms)) {
+        tc_result(true, name, "writei gave %s at period %d; prepared, 4 periods drained in %lld ms",
+                  snd_strerror((int)w), i, ms);
+    }
+    snd_pcm_close(pcm);
+}
+
 static void pp_case_recover_underrun(void) { pp_case_recover(true); }
 static void pp_case_recover_drop(void) { pp_case_recover(false); }
 
@@ -468,17 +499,20 @@ static const struct tc_case pp_cases[] = {
 static const struct tc_case pp_cases_recovery[] = {
     { pp_case_recover_underrun, 1 }, { pp_case_recover_drop, 1 }, { pp_case_recover_silent, 1 },
 };
+static const struct tc_case pp_cases_ioerror[] = { { pp_case_recover_ioerror, 1 } };
 
 int main(int argc, char **argv)
 {
     tc_plan_option(&argc, &argv);
     if (argc != 2 && argc != 3) {
-        fprintf(stderr, "usage: pcm-positions [--plan] DEVICE [MAX_STEP|recovery]\n");
+        fprintf(stderr, "usage: pcm-positions [--plan] DEVICE [MAX_STEP|recovery|ioerror]\n");
         return 2;
     }
     pp_device = argv[1];
     if (argc == 3 && strcmp(argv[2], "recovery") == 0)
         return tc_run(pp_cases_recovery, sizeof(pp_cases_recovery) / sizeof(pp_cases_recovery[0]));
+    if (argc == 3 && strcmp(argv[2], "ioerror") == 0)
+        return tc_run(pp_cases_ioerror, 1);
     if (argc == 3)
         pp_max_step = pp_max_disagree = atoll(argv[2]);
     return tc_run(pp_cases, sizeof(pp_cases) / sizeof(pp_cases[0]));

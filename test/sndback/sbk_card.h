@@ -55,6 +55,7 @@ struct sbk_stream {
     uint64_t held_due_ns;
     bool rsp_corrupted;         /* --corrupt-rsp-prod already published a bogus rsp_prod */
     unsigned writes_answered;   /* --bad-response spoils the 10th */
+    unsigned op_seen[SBK_NUM_OPS]; /* requests taken per operation, for --answer-error=OP:E@N */
 
     /* One OPEN. */
     enum sbk_stream_state state;

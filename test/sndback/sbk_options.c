@@ -61,7 +61,7 @@ void sbk_options_usage(const char *prog)
            "  --rates=R1,R2,..  --formats=f1,f2  --channels=MIN:MAX\n"
            "  --period-frames=MIN:MAX  --buffer-frames=MIN:MAX\n"
            " faults (all streams, or the last --stream):\n"
-           "  --delay-ms=N  --no-answer=OP  --answer-error=OP:ERRNO  --exit-after-bytes=N\n"
+           "  --delay-ms=N  --no-answer=OP  --answer-error=OP:ERRNO[@N]  --exit-after-bytes=N\n"
            "  --bad-pos=backwards|beyond  --no-events  --corrupt-rsp-prod\n"
            "  --wide-query            answer HW_PARAM_QUERY wider than asked (as snd_be)\n"
            "  --period-events-only    no CUR_POS when the queue runs out mid-period (as snd_be)\n"
@@ -96,19 +96,29 @@ static int sbk_parse_capture(const char *arg, struct sbk_capture_source *c)
     return 0;
 }
 
-/* "OP:ERRNO" -> op index and positive errno. */
-static int sbk_parse_answer_error(const char *arg, int *op, int *err_value)
+/* "OP:ERRNO[@N]" -> op index, positive errno and N (0 without "@N": every such request). */
+static int sbk_parse_answer_error(const char *arg, int *op, int *err_value, unsigned *nth)
 {
-    const char *colon = strchr(arg, ':');
-    char name[32];
+    const char *colon = strchr(arg, ':'), *at = strchr(arg, '@');
+    char name[32], err[32];
     size_t len;
+    uint64_t n = 0;
 
     if (!colon || (len = (size_t)(colon - arg)) >= sizeof(name))
         return -1;
     memcpy(name, arg, len);
     name[len] = '\0';
+    if (at && (at < colon || (size_t)(at - colon - 1) >= sizeof(err) || sbk_parse_u64(at + 1, &n) < 0 || !n ||
+               n > 1000000))
+        return -1;
+    len = at ? (size_t)(at - colon - 1) : strlen(colon + 1);
+    if (len >= sizeof(err))
+        return -1;
+    memcpy(err, colon + 1, len);
+    err[len] = '\0';
     *op = sbk_op_by_name(name);
-    *err_value = sbk_errno_parse(colon + 1);
+    *err_value = sbk_errno_parse(err);
+    *nth = (unsigned)n;
     return *op < 0 || *err_value < 0 ? -1 : 0;
 }
 
@@ -145,6 +155,7 @@ static struct sbk_stream_opts *sbk_select_stream(struct sbk_options *o, const ch
 static int sbk_apply_stream_option(int id, const char *arg, struct sbk_stream_opts *s)
 {
     int op, value;
+    unsigned nth;
 
     switch (id) {
     case SBK_OPT_RATES:
@@ -172,9 +183,10 @@ static int sbk_apply_stream_option(int id, const char *arg, struct sbk_stream_op
         s->no_answer_ops |= 1u << op;
         return 0;
     case SBK_OPT_ANSWER_ERROR:
-        if (sbk_parse_answer_error(arg, &op, &value) < 0)
+        if (sbk_parse_answer_error(arg, &op, &value, &nth) < 0)
             return -1;
         s->answer_error[op] = value;
+        s->answer_error_nth[op] = nth;
         return 0;
     case SBK_OPT_EXIT_AFTER:
         s->has_exit_after = true;
@@ -337,9 +349,12 @@ static void sbk_overlay(struct sbk_stream_opts *out, const struct sbk_stream_opt
         out->delay_ms = s->delay_ms;
     }
     out->no_answer_ops |= s->no_answer_ops;
-    for (unsigned op = 0; op < SBK_NUM_OPS; op++)
-        if (s->answer_error[op])
+    for (unsigned op = 0; op < SBK_NUM_OPS; op++) {
+        if (s->answer_error[op]) {
             out->answer_error[op] = s->answer_error[op];
+            out->answer_error_nth[op] = s->answer_error_nth[op];
+        }
+    }
     if (s->has_exit_after) {
         out->has_exit_after = true;
         out->exit_after_bytes = s->exit_after_bytes;

@@ -34,6 +34,7 @@ struct sbk_stream_opts {
     uint32_t delay_ms;              /* answer every request this late */
     uint32_t no_answer_ops;         /* bit XENSND_OP_*: swallow such requests */
     int answer_error[SBK_NUM_OPS];  /* positive Xen errno to answer (negated) instead, 0: none */
+    unsigned answer_error_nth[SBK_NUM_OPS]; /* only the Nth such request of the stream (1..), 0: each */
     bool has_exit_after;
     uint64_t exit_after_bytes;      /* exit(3) once this stream received that many bytes */
     enum sbk_bad_pos bad_pos;

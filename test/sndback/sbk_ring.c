@@ -153,9 +153,11 @@ void sbk_ring_respond(struct sbk_stream *s, const struct xensnd_req *req, int32_
 static void sbk_ring_process(struct sbk_stream *s, const struct xensnd_req *req)
 {
     unsigned op = req->operation;
+    const struct sbk_stream_opts *o = &s->cfg->opts;
+    unsigned seen = op < SBK_NUM_OPS ? ++s->op_seen[op] : 0;
 
-    if (op < SBK_NUM_OPS && s->cfg->opts.answer_error[op]) {
-        sbk_ring_respond(s, req, -s->cfg->opts.answer_error[op], NULL);
+    if (op < SBK_NUM_OPS && o->answer_error[op] && (!o->answer_error_nth[op] || o->answer_error_nth[op] == seen)) {
+        sbk_ring_respond(s, req, -o->answer_error[op], NULL);
         return;
     }
     sbk_stream_request(s, req);

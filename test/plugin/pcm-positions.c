@@ -34,6 +34,12 @@
  * With "ioerror" (against sndback --answer-error=write:5@3: its third WRITE answered -EIO), one:
  *   1 16 periods written one at a time: a call fails with -EIO (or the xrun it becomes, -EPIPE),
  *     snd_pcm_prepare, 4 periods stamped from 0, drain: the backend's stream ends with them.
+ * With "restart" (PP_RESTART: a command that restarts the backend and returns once the new one
+ * is at InitWait, test/plugin/sndback-restart), one:
+ *   1 a capture PCM, prepared, holds the card; a playback PCM plays 4 periods and closes; the
+ *     backend restarts; a new playback open connects the card again and plays 4 periods (the new
+ *     backend's first stream); the capture PCM's next read is an xrun (-EPIPE), and after
+ *     prepare it reads a period from the new backend.
  * Prints one PASS:/FAIL: line per case (a FAIL if fewer than all ran); exits 1 if any failed. */
 #include <alsa/asoundlib.h>
 #include <signal.h>
@@ -488,6 +494,59 @@ static void pp_case_recover_ioerror(void)
     snd_pcm_close(pcm);
 }
 
+/* The backend restarts while this process keeps the card through another PCM: the next open
+ * connects the card again (it does not reuse the dead connection), and the other PCM moves to
+ * the new connection at its prepare. */
+static void pp_case_restart_open(void)
+{
+    const char *name = "the backend restarts while a capture PCM holds the card: a new open plays, the capture PCM "
+                       "reads after prepare";
+    const char *restart = getenv("PP_RESTART");
+    static int16_t buf[PP_PERIOD * 2];
+    snd_pcm_sframes_t r1 = 0, r2 = 0;
+    snd_pcm_t *cap = NULL, *pb;
+    long long ms;
+    int err, rc;
+
+    if (!restart) {
+        tc_result(false, name, "PP_RESTART is not set");
+        return;
+    }
+    if ((err = snd_pcm_open(&cap, pp_device, SND_PCM_STREAM_CAPTURE, 0)) < 0 || (err = pp_hw(cap, PP_RATE)) < 0) {
+        tc_result(false, name, "capture open: %s", snd_strerror(err));
+        goto out;
+    }
+    if (!(pb = pp_open(1, name)))
+        goto out;
+    rc = pp_write(pb, 0, 4 * PP_PERIOD, name) && pp_drain(pb, name, &ms);
+    snd_pcm_close(pb);
+    if (!rc)
+        goto out;
+    if ((rc = system(restart)) != 0) {
+        tc_result(false, name, "%s: status %d", restart, rc);
+        goto out;
+    }
+    if (!(pb = pp_open(1, name))) /* the card is still held: this open connects it again */
+        goto out;
+    rc = pp_write(pb, 0, 4 * PP_PERIOD, name) && pp_drain(pb, name, &ms);
+    snd_pcm_close(pb);
+    if (!rc)
+        goto out;
+    r1 = snd_pcm_readi(cap, buf, PP_PERIOD);
+    if (r1 != -EPIPE)
+        tc_result(false, name, "the capture PCM's first read after the restart: %ld (-EPIPE expected)", (long)r1);
+    else if ((err = snd_pcm_prepare(cap)) < 0)
+        tc_result(false, name, "the capture PCM's prepare: %s", snd_strerror(err));
+    else if ((r2 = snd_pcm_readi(cap, buf, PP_PERIOD)) != PP_PERIOD)
+        tc_result(false, name, "the capture PCM's read after prepare: %ld", (long)r2);
+    else
+        tc_result(true, name, "the new open played 4 periods; capture: read %s, prepared, then a period read",
+                  snd_strerror((int)r1));
+out:
+    if (cap)
+        snd_pcm_close(cap);
+}
+
 static void pp_case_recover_underrun(void) { pp_case_recover(true); }
 static void pp_case_recover_drop(void) { pp_case_recover(false); }
 
@@ -500,12 +559,13 @@ static const struct tc_case pp_cases_recovery[] = {
     { pp_case_recover_underrun, 1 }, { pp_case_recover_drop, 1 }, { pp_case_recover_silent, 1 },
 };
 static const struct tc_case pp_cases_ioerror[] = { { pp_case_recover_ioerror, 1 } };
+static const struct tc_case pp_cases_restart[] = { { pp_case_restart_open, 1 } };
 
 int main(int argc, char **argv)
 {
     tc_plan_option(&argc, &argv);
     if (argc != 2 && argc != 3) {
-        fprintf(stderr, "usage: pcm-positions [--plan] DEVICE [MAX_STEP|recovery|ioerror]\n");
+        fprintf(stderr, "usage: pcm-positions [--plan] DEVICE [MAX_STEP|recovery|ioerror|restart]\n");
         return 2;
     }
     pp_device = argv[1];
@@ -513,6 +573,8 @@ int main(int argc, char **argv)
         return tc_run(pp_cases_recovery, sizeof(pp_cases_recovery) / sizeof(pp_cases_recovery[0]));
     if (argc == 3 && strcmp(argv[2], "ioerror") == 0)
         return tc_run(pp_cases_ioerror, 1);
+    if (argc == 3 && strcmp(argv[2], "restart") == 0)
+        return tc_run(pp_cases_restart, 1);
     if (argc == 3)
         pp_max_step = pp_max_disagree = atoll(argv[2]);
     return tc_run(pp_cases, sizeof(pp_cases) / sizeof(pp_cases[0]));

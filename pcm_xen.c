@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -81,6 +82,7 @@ struct xsnd_card {
     bool in_use[XSC_MAX_STREAMS];
     char labels[XSC_MAX_STREAMS][96];
     pid_t owner; /* the process that connected it; a fork()ed child has only a copy */
+    volatile uint8_t *mine; /* a MADV_WIPEONFORK page holding 1: 0 in a fork()ed child (NULL: use owner) */
 };
 
 /* Is this a fork()ed child's copy of a card the parent connected? The child must touch none of
@@ -88,7 +90,24 @@ struct xsnd_card {
  * thread did not survive the fork), nor the locks a parent thread may have held at fork. */
 static bool xsnd_card_inherited(const struct xsnd_card *c)
 {
-    return c->owner != getpid();
+    /* Every callback asks, and getpid() is a system call each time: the wiped page answers
+     * without one (kernels before 4.14 lack MADV_WIPEONFORK: then the pid). */
+    return c->mine ? *c->mine == 0 : c->owner != getpid();
+}
+
+static void xsnd_card_mark_owner(struct xsnd_card *c)
+{
+    void *page = mmap(NULL, SHBUF_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    c->owner = getpid();
+    if (page == MAP_FAILED)
+        return;
+    if (madvise(page, SHBUF_PAGE_SIZE, MADV_WIPEONFORK) < 0) {
+        munmap(page, SHBUF_PAGE_SIZE);
+        return;
+    }
+    c->mine = page;
+    *c->mine = 1;
 }
 
 /* Protects the card list, refcounts, in_use, and every use of a card's shared grant handle. */
@@ -146,6 +165,8 @@ static void xsnd_card_teardown(struct xsnd_card *c, bool connected)
     if (c->conn.xs)
         xsc_release(&c->conn);
     xsc_close(&c->conn);
+    if (c->mine)
+        munmap((void *)c->mine, SHBUF_PAGE_SIZE);
     free(c);
 }
 
@@ -244,7 +265,7 @@ static int xsnd_card_get(int devid, unsigned timeout_ms, struct xsnd_card **out)
         xsnd_card_teardown(c, false);
     } else {
         c->refs = 1;
-        c->owner = getpid();
+        xsnd_card_mark_owner(c);
         c->next = xsnd_cards;
         xsnd_cards = c;
         *out = c;
@@ -320,6 +341,14 @@ struct xsnd_pcm {
     bool dead;
     bool lost;                     /* the backend restarted under us: an xrun until prepare rejoins */
 };
+
+/* Adds fd to the poll descriptor's set, named by itself (xsnd_take_wakeups). */
+static int xsnd_poll_add(struct xsnd_pcm *p, int fd)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+    return epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
 
 static void xsnd_set_wake(struct xsnd_pcm *p, bool ready)
 {
@@ -973,7 +1002,6 @@ static int xsnd_open_stream(struct xsnd_pcm *p)
  * prepare OPENs the stream again on the new link. */
 static int xsnd_rejoin(struct xsnd_pcm *p)
 {
-    struct epoll_event ev = { .events = EPOLLIN };
     struct xsnd_link *old = p->link, *l;
     int rc;
 
@@ -987,12 +1015,13 @@ static int xsnd_rejoin(struct xsnd_pcm *p)
         p->ring = &l->rings[p->sidx];
         p->ring->on_complete = xsnd_on_complete;
         p->ring->ctx = p;
+        p->ring->quiet = p->playback; /* polled at every update; READ answers carry capture data */
         xsnd_link_put(p->card, old);
     }
     pthread_mutex_unlock(&xsnd_cards_lock);
     if (rc < 0)
         return rc; /* still lost: a later prepare tries again */
-    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, xring_fd(p->ring), &ev) < 0) {
+    if (xsnd_poll_add(p, xring_fd(p->ring)) < 0) {
         SNDERR("%s: cannot poll the new event channel: %s", p->ring->label, strerror(errno));
         return -errno;
     }
@@ -1238,18 +1267,32 @@ static int xsnd_drain_locked(snd_pcm_ioplug_t *io)
     }
 }
 
+/* What woke the poll descriptor: one look at the epoll set, then only the descriptors that are
+ * ready are read (the event channel's delivery, the timer's expiry); the eventfd is the PCM's
+ * own level, and the card's xenstore watch is drained by xsnd_check_lost. */
+static void xsnd_take_wakeups(struct xsnd_pcm *p)
+{
+    struct epoll_event ev[4];
+    int n = epoll_wait(p->epfd, ev, 4, 0);
+    uint64_t ticks;
+
+    for (int i = 0; i < n; i++) {
+        if (ev[i].data.fd == xring_fd(p->ring))
+            xring_ack(p->ring);
+        else if (ev[i].data.fd == p->timer_fd && read(p->timer_fd, &ticks, sizeof(ticks)) < 0)
+            ticks = 0; /* raced with a re-arm: nothing to take */
+    }
+}
+
 static int xsnd_poll_revents_locked(snd_pcm_ioplug_t *io, struct pollfd *pfd, unsigned int nfds,
                                     unsigned short *revents)
 {
     struct xsnd_pcm *p = io->private_data;
-    uint64_t ticks;
 
     *revents = 0;
     if (nfds != 1 || (pfd[0].revents & (POLLERR | POLLNVAL)))
         return -EINVAL;
-    xring_ack(p->ring);
-    if (read(p->timer_fd, &ticks, sizeof(ticks)) < 0)
-        ticks = 0; /* not expired: EAGAIN */
+    xsnd_take_wakeups(p);
     xsnd_update(p);
     if (p->dead) {
         *revents = POLLERR | POLLHUP;
@@ -1598,16 +1641,12 @@ static int xsnd_set_constraints(struct xsnd_pcm *p)
 
 static int xsnd_make_poll_fd(struct xsnd_pcm *p)
 {
-    struct epoll_event ev = { .events = EPOLLIN };
-
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
     p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     p->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (p->epfd < 0 || p->wake_fd < 0 || p->timer_fd < 0 ||
-        epoll_ctl(p->epfd, EPOLL_CTL_ADD, xring_fd(p->ring), &ev) < 0 ||
-        epoll_ctl(p->epfd, EPOLL_CTL_ADD, xsc_watch_fd(&p->card->conn), &ev) < 0 ||
-        epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->wake_fd, &ev) < 0 ||
-        epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->timer_fd, &ev) < 0)
+    if (p->epfd < 0 || p->wake_fd < 0 || p->timer_fd < 0 || xsnd_poll_add(p, xring_fd(p->ring)) < 0 ||
+        xsnd_poll_add(p, xsc_watch_fd(&p->card->conn)) < 0 || xsnd_poll_add(p, p->wake_fd) < 0 ||
+        xsnd_poll_add(p, p->timer_fd) < 0)
         return -errno;
     return 0;
 }
@@ -1656,6 +1695,7 @@ SND_PCM_PLUGIN_DEFINE_FUNC(xen)
     p->cfg = &p->card->conn.card.streams[sidx];
     p->ring->on_complete = xsnd_on_complete;
     p->ring->ctx = p;
+    p->ring->quiet = p->playback; /* polled at every update; READ answers carry capture data */
     p->boundary = LONG_MAX; /* until sw_params says */
     p->avail_min = 1;
     if ((rc = xsnd_make_poll_fd(p)) < 0) {

@@ -11,7 +11,6 @@
 
 #include <alsa/asoundlib.h>
 
-#define XRING_ACK_MAX 64 /* deliveries taken per call: bounds the work an event storm can cause */
 
 long long xring_now_ms(void)
 {
@@ -75,6 +74,8 @@ int xring_create(struct xring *r, xengntshr_handle *gs, unsigned be_domid, unsig
         return e ? -e : -ENODEV;
     }
     fcntl(xenevtchn_fd(r->xce), F_SETFD, FD_CLOEXEC);
+    /* Non-blocking: xenevtchn_pending() then answers -1 (EAGAIN) instead of waiting (xring_ack). */
+    fcntl(xenevtchn_fd(r->xce), F_SETFL, fcntl(xenevtchn_fd(r->xce), F_GETFL) | O_NONBLOCK);
     /* Granted writable: the backend writes responses here (and maps everything RW, as snd_be does). */
     r->ring_page = xengntshr_share_pages(gs, be_domid, 1, &r->ring_ref, 1);
     r->evt_page = xengntshr_share_pages(gs, be_domid, 1, &r->evt_ref, 1);
@@ -221,17 +222,28 @@ static void xring_take_responses(struct xring *r)
     }
 }
 
-int xring_process(struct xring *r)
+/* Re-arms rsp_event so that the backend notifies the next response; or, for a quiet caller
+ * with room (fewer than half the slots in flight) and no one waiting, holds those notifications
+ * off: the backend notifies when rsp_prod passes rsp_event, which is put a whole ring ahead
+ * (one wake-up per period instead of two). Returns whether responses are waiting. */
+static int xring_rearm(struct xring *r)
 {
     int more;
 
+    if (r->quiet && !r->in_wait && r->ninflight < XRING_SLOTS / 2) {
+        r->fr.sring->rsp_event = r->fr.rsp_cons + RING_SIZE(&r->fr);
+        xen_mb(); /* rsp_event out before rsp_prod is read again */
+        return RING_HAS_UNCONSUMED_RESPONSES(&r->fr);
+    }
+    RING_FINAL_CHECK_FOR_RESPONSES(&r->fr, more);
+    return more;
+}
+
+int xring_process(struct xring *r)
+{
     for (unsigned pass = 0; !r->error && pass < XRING_SLOTS; pass++) {
         xring_take_responses(r);
-        if (r->error)
-            break;
-        /* Re-arms rsp_event so the backend notifies us for the next response. */
-        RING_FINAL_CHECK_FOR_RESPONSES(&r->fr, more);
-        if (!more)
+        if (r->error || !xring_rearm(r))
             break;
     }
     if (!r->error)
@@ -270,20 +282,13 @@ int xring_events(struct xring *r, uint64_t *pos, bool *have)
 
 void xring_ack(struct xring *r)
 {
-    int fd = xenevtchn_fd(r->xce);
+    /* One delivery per call (a read of the non-blocking descriptor, EAGAIN when none): the
+     * ring and the event page are read whole whichever port fired, and a second pending
+     * delivery keeps the descriptor readable for the caller's next poll. */
+    xenevtchn_port_or_error_t port = xenevtchn_pending(r->xce);
 
-    for (unsigned n = 0; n < XRING_ACK_MAX; n++) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        xenevtchn_port_or_error_t port;
-
-        /* The header warns that pending() may block even on a non-blocking fd: poll first. */
-        if (poll(&pfd, 1, 0) <= 0 || !(pfd.revents & POLLIN))
-            return;
-        port = xenevtchn_pending(r->xce);
-        if (port < 0)
-            return;
+    if (port >= 0)
         xenevtchn_unmask(r->xce, (evtchn_port_t)port);
-    }
 }
 
 int xring_wait(struct xring *r, int timeout_ms)
@@ -298,19 +303,28 @@ int xring_wait(struct xring *r, int timeout_ms)
 static int xring_wait_until(struct xring *r, long long deadline, bool (*done)(struct xring *r, unsigned arg),
                             unsigned arg)
 {
+    int rc = 0;
+
+    r->in_wait = true; /* every response wakes us from here on (xring_rearm) */
     for (;;) {
         long long left;
 
         xring_ack(r);
-        if (xring_process(r) < 0)
-            return r->error;
+        if (xring_process(r) < 0) {
+            rc = r->error;
+            break;
+        }
         if (done(r, arg))
-            return 0;
+            break;
         left = deadline - xring_now_ms();
-        if (left <= 0)
-            return -ETIMEDOUT;
+        if (left <= 0) {
+            rc = -ETIMEDOUT;
+            break;
+        }
         xring_wait(r, left > 100 ? 100 : (int)left);
     }
+    r->in_wait = false;
+    return rc;
 }
 
 static bool xring_below(struct xring *r, unsigned max)

@@ -66,6 +66,10 @@ struct xring {
     int wait_status;
     struct xensnd_resp wait_rsp;
     int error;                     /* sticky: once the backend misbehaved or went silent */
+    /* The caller polls the ring with every update it makes anyway (playback: each position
+     * event, each application call): responses need not wake it while it has room. */
+    bool quiet;
+    bool in_wait;                  /* inside xring_wait_until: every response must wake it */
 };
 
 int xring_create(struct xring *r, xengntshr_handle *gs, unsigned be_domid, unsigned timeout_ms,
@@ -86,7 +90,7 @@ int xring_call(struct xring *r, struct xensnd_req *req, struct xensnd_resp *rsp)
 int xring_process(struct xring *r);
 /* Consumes the event page; *pos gets the newest CUR_POS and *have whether there was one. */
 int xring_events(struct xring *r, uint64_t *pos, bool *have);
-/* Takes pending event-channel deliveries off the poll fd and unmasks them. Never blocks. */
+/* Takes one pending event-channel delivery off the poll fd and unmasks its port. Never blocks. */
 void xring_ack(struct xring *r);
 /* Waits until the backend notifies or timeout_ms passes; 1 if notified, 0 on timeout. */
 int xring_wait(struct xring *r, int timeout_ms);

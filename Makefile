@@ -110,6 +110,13 @@ $(BUILD)/pcm-bench: test/bench/pcm-bench.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -o $@ $< $(LDFLAGS_COMMON) $(ALSA_LIBS)
 all: $(BUILD)/pcm-bench
+# make bench's allocation counter (an LD_PRELOAD malloc wrapper: never in the sanitizer build).
+$(BUILD)/alloc-count.so: test/bench/alloc-count.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) -fPIC -shared -o $@ $< $(LDFLAGS_COMMON) -ldl
+ifneq ($(SAN),1)
+all: $(BUILD)/alloc-count.so
+endif
 
 # make mutants: one-line faults put into a copy of the plugin, each of which the plugin tests
 # must catch (test/mutants; minutes, not in make check).

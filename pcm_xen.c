@@ -718,21 +718,27 @@ static void xsnd_drain_alarm(struct xsnd_pcm *p)
     xsnd_timer_arm(p, in_ms < 1 ? 1 : (long)in_ms, (long)p->timeout_ms / 2);
 }
 
-static snd_pcm_uframes_t xsnd_avail(const struct xsnd_pcm *p)
+/* avail, less `taken`: the frames a transfer callback is taking now (ioplug moves appl_ptr only
+ * after it returns, so they would still count as room). */
+static snd_pcm_uframes_t xsnd_avail(const struct xsnd_pcm *p, snd_pcm_uframes_t taken)
 {
-    return snd_pcm_ioplug_avail(&p->io, (snd_pcm_uframes_t)(p->hw_pos % p->boundary), p->io.appl_ptr);
+    snd_pcm_uframes_t avail = snd_pcm_ioplug_avail(&p->io, (snd_pcm_uframes_t)(p->hw_pos % p->boundary),
+                                                   p->io.appl_ptr);
+
+    return avail > taken ? avail - taken : 0;
 }
 
-/* Is there something for the application to do now (the poll descriptor's level)? */
-static bool xsnd_ready(struct xsnd_pcm *p)
+/* Is there something for the application to do now (the poll descriptor's level)? `taken` as
+ * for xsnd_avail. */
+static bool xsnd_ready(struct xsnd_pcm *p, snd_pcm_uframes_t taken)
 {
     if (p->dead || p->lost || p->io_error)
         return true; /* the application's next call learns the error */
     switch (p->io.state) {
     case SND_PCM_STATE_PREPARED:
-        return p->playback && xsnd_avail(p) >= p->avail_min;
+        return p->playback && xsnd_avail(p, taken) >= p->avail_min;
     case SND_PCM_STATE_RUNNING:
-        return xsnd_xrun(p) || xsnd_avail(p) >= p->avail_min;
+        return xsnd_xrun(p) || xsnd_avail(p, taken) >= p->avail_min;
     case SND_PCM_STATE_DRAINING:
         return !p->playback || xsnd_played_all(p);
     case SND_PCM_STATE_XRUN:
@@ -938,7 +944,7 @@ static snd_pcm_sframes_t xsnd_transfer_locked(snd_pcm_ioplug_t *io, const snd_pc
         return (snd_pcm_sframes_t)size;
     }
     xsnd_write_frames(p, areas, offset, size);
-    xsnd_set_wake(p, xsnd_ready(p));
+    xsnd_set_wake(p, xsnd_ready(p, size));
     if (p->dead)
         return -ENODEV;
     return (snd_pcm_sframes_t)size; /* in the buffer: a failed WRITE is reported by the next call */
@@ -1314,7 +1320,7 @@ static int xsnd_poll_revents_locked(snd_pcm_ioplug_t *io, struct pollfd *pfd, un
         snd_pcm_avail(io->pcm);
         pthread_mutex_lock(&p->lock);
     }
-    if (xsnd_ready(p)) {
+    if (xsnd_ready(p, 0)) {
         *revents = p->playback ? POLLOUT : POLLIN;
         /* An xrun seen here but not yet by ioplug: let the application's next call find it
          * through pointer() (-EPIPE); POLLERR in RUNNING state would read as -EIO. */

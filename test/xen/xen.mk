@@ -14,7 +14,7 @@ XEN_TESTS = $(XT_SRC)/test-wav-data
 CHECK_TESTS += $(XEN_TESTS)
 all: $(BUILD)/test-xen/bin/wav-data
 
-.PHONY: test-xen
+.PHONY: test-xen bench-xen
 test-xen:
 	@test/deps $(XEN_TEST_PACKAGES) || { echo "test-xen: cannot run: the packages above are missing (run as root once)"; exit 1; }
 	@# A piece that does not build is reported by the cases that need it (as FAIL lines).
@@ -24,3 +24,10 @@ test-xen:
 $(BUILD)/test-xen/bin/wav-data: $(XT_SRC)/wav-data.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) -o $@ $< $(LDFLAGS_COMMON)
+
+# make bench-xen: the plugin against the kernel's snd_xen_front on the same real Xen (not in CI;
+# test/xen/bench-xen, bench/results-xen.md).
+bench-xen:
+	@test/deps $(XEN_TEST_PACKAGES) || { echo "bench-xen: cannot run: the packages above are missing (run as root once)"; exit 1; }
+	$(MAKE) -k $(XEN_TEST_BINS) || echo "bench-xen: some of $(XEN_TEST_BINS) did not build"
+	$(XT_SRC)/bench-xen $(BUILD)

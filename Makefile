@@ -56,11 +56,15 @@ uninstall:
 	      $(DESTDIR)$(ALSA_CONF_DIR)/50-pcm-xen.conf
 
 # Unit tests of the plugin's pure parts (no Xen needed).
-UNIT_TESTS = $(BUILD)/unit/test-xs-config
+UNIT_TESTS = $(BUILD)/unit/test-xs-config $(BUILD)/unit/test-ring
 all: $(UNIT_TESTS)
 $(BUILD)/unit/test-xs-config: test/unit/test-xs-config.c xs_config.c xs_config.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -I. -o $@ test/unit/test-xs-config.c xs_config.c $(LDFLAGS_COMMON) $(ALSA_LIBS) $(XEN_LIBS)
+# ring.c over a ring page of the test's own (it links the Xen libraries, never calls them).
+$(BUILD)/unit/test-ring: test/unit/test-ring.c ring.c ring.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -I. -o $@ test/unit/test-ring.c ring.c $(LDFLAGS_COMMON) $(ALSA_LIBS) $(XEN_LIBS)
 CHECK_TESTS += test/unit/run-unit
 # A full-duplex client for the demo (one process plays and records, as a card allows).
 $(BUILD)/duplex: test/plugin/duplex.c
@@ -135,7 +139,7 @@ demo: deps
 PLUGIN_TESTS = test/plugin/test-playback test/plugin/test-capture test/plugin/test-negotiation \
                test/plugin/test-lifecycle test/plugin/test-faults test/plugin/test-behaviour \
                test/plugin/test-config test/plugin/test-positions test/plugin/test-threads \
-               test/plugin/test-formats test/plugin/test-restart
+               test/plugin/test-formats test/plugin/test-restart test/plugin/test-bigbuffer
 CHECK_TESTS += $(PLUGIN_TESTS)
 
 # Interoperability (issue 9): xen-troops snd_be as the backend, sound servers and applications on top,

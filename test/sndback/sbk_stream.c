@@ -83,6 +83,7 @@ static int sbk_map_buffer(struct sbk_stream *s, grant_ref_t dir_ref, uint32_t bu
         goto out;
     }
     s->buffer_pages = pages;
+    sbk_info("%s: OPEN: buffer of %u pages through a directory of %u pages", s->cfg->uid, pages, dirs);
     rc = 0;
 out:
     free(refs);

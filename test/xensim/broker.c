@@ -26,11 +26,14 @@
 #define BR_NR_REFS         8192u   /* grant-table entries per domain */
 #define BR_FIRST_REF       8u      /* refs 0..7 are reserved in Xen (console, xenstore ...) */
 #define BR_MAX_NOTES       1024u   /* armed map notifications per gnttab connection */
+#define BR_MAX_MAPS        65536u  /* map calls (chunks) alive per gnttab connection */
 #define BR_MAX_PORT_REFS   32767u  /* the kernel's refcount is a short */
 #define BR_DOMID_SELF      0x7FF0u
 #define BR_DOMID_FIRST_RESERVED 0x7FF0u
 #define BR_MAX_FDS_OUT     XSIM_MAP_CHUNK
 #define BR_DRAIN_MAX       1024u   /* requests taken from one connection per poll round */
+
+_Static_assert(XSIM_GNT_MAX_LIMIT == BR_NR_REFS - BR_FIRST_REF, "a share may take every free ref");
 
 enum br_port_state { BR_PORT_FREE, BR_PORT_RESERVED, BR_PORT_UNBOUND, BR_PORT_INTERDOMAIN };
 
@@ -55,6 +58,15 @@ struct br_notify {
     unsigned domid;
 };
 
+/* One page of a share. A page revoked (unshare, close, granter death) while a peer maps it is
+ * "held", as Linux defers ending foreign access until the peer unmaps: its ref stays taken and
+ * its share stays counted against the domain's gntalloc limit, but no new map is allowed. */
+struct br_page {
+    uint32_t ref;            /* grant ref; 0 once revoked and no longer mapped by anyone */
+    uint32_t maps;           /* live peer mappings of this page (br_map entries) */
+    bool granted;            /* not revoked yet */
+};
+
 /* One xengntshr_share_pages call: pages in one memfd, one grant per page. */
 struct br_share {
     uint32_t id;             /* the granter's name for it (SHR_UNSHARE) */
@@ -63,8 +75,9 @@ struct br_share {
     bool writable;
     int memfd;               /* the pages (shared memory of granter and mappers); size-sealed */
     uint32_t npages, nlive;  /* pages, pages still granted */
-    uint32_t *refs;          /* grant ref of each page, 0 once revoked */
-    unsigned users;          /* 1 while pages are granted, +1 per armed map notification */
+    uint32_t nheld;          /* pages revoked but still mapped by a peer */
+    struct br_page *pages;
+    unsigned users;          /* 1 while the granter has it, +1 per mapped page (br_map entry) */
     struct br_notify notify; /* share_page_notify: fired when page 0 is revoked */
     struct br_share *next;   /* in the granting connection's list */
 };
@@ -72,22 +85,28 @@ struct br_share {
 struct br_grant {
     struct br_share *share;  /* NULL: free entry */
     uint32_t page;
+    bool revoked;            /* held: taken, but refused to new maps */
 };
 
-/* xengnttab_map_grant_ref_notify: fired on unmap or when the mapping process goes away. */
-struct br_note {
+/* One TAB_MAP call (a chunk of at most XSIM_MAP_CHUNK refs): its pages stay mapped, and
+ * referenced, until the mapper unmaps or goes away; then its armed notification fires. */
+struct br_map {
     uint32_t id;
-    struct br_share *share;  /* holds a user reference: the byte is cleared in its memfd */
-    uint32_t page;
+    uint32_t count;
+    bool armed;              /* xengnttab_map_grant_ref_notify (count 1): notify on unmap */
     struct br_notify notify;
-    struct br_note *next;
+    struct br_map *next;
+    struct {
+        struct br_share *share; /* holds a user reference */
+        uint32_t page;
+    } ent[];
 };
 
 struct br_domain {
     struct br_port ports[BR_NR_PORTS];
     struct br_grant *grants; /* BR_NR_REFS entries, allocated with the first share */
     uint32_t next_ref;       /* where the search for a free ref starts (refs are reused late) */
-    unsigned shared_pages;   /* counted against XSIM_GNT_DOMAIN_LIMIT, per whole share (gntalloc) */
+    unsigned shared_pages;   /* counted against xsim_gnt_limit, per whole share (gntalloc) */
 };
 
 struct br_conn {
@@ -104,19 +123,20 @@ struct br_conn {
     dev_t pipe_dev;
     ino_t pipe_ino;
     struct br_share *shares; /* GNTSHR: shares this handle made */
-    struct br_note *notes;   /* GNTTAB: armed map notifications */
-    unsigned nnotes;
+    struct br_map *maps;     /* GNTTAB: live mappings */
+    unsigned nmaps, nnotes;  /* ... and how many of them have an armed notification */
     uint32_t next_id;
     struct br_conn *next_ev; /* in br_evtchn_conns */
 };
 
-/* What a handler wants to send back. */
+/* What a handler wants to send back. rep comes last: only its header is cleared per request
+ * (a share's refs make it 32 KiB). */
 struct br_reply {
-    struct xsim_rep rep;
     size_t len;
     int fds[BR_MAX_FDS_OUT];
     bool close_fd[BR_MAX_FDS_OUT]; /* temporary fds (read-only reopens) closed once sent */
     unsigned nfds;
+    struct xsim_rep rep;
 };
 
 static struct br_domain *br_domains;
@@ -398,7 +418,7 @@ static void br_share_put(struct br_share *s)
     if (--s->users)
         return;
     close(s->memfd);
-    free(s->refs);
+    free(s->pages);
     free(s);
 }
 
@@ -433,15 +453,34 @@ static int br_notify_setup(struct br_notify *n, const struct xsim_req_notify *re
     return 0;
 }
 
+/* gntalloc frees a share's pages (and its count) only once the whole share is unmapped; and
+ * a page a peer still maps is not free before the peer unmaps it (deferred end of access). */
+static void br_maybe_uncount(struct br_share *s)
+{
+    if (s->nlive == 0 && s->nheld == 0)
+        br_domains[s->domid].shared_pages -= s->npages;
+}
+
+/* Frees the grant entry of a page nobody may map any more. */
+static void br_free_ref(struct br_share *s, uint32_t page)
+{
+    br_domains[s->domid].grants[s->pages[page].ref] = (struct br_grant){ 0 };
+    s->pages[page].ref = 0;
+}
+
 static void br_revoke_page(struct br_share *s, uint32_t page)
 {
-    struct br_domain *d = &br_domains[s->domid];
+    struct br_page *pg = &s->pages[page];
 
-    d->grants[s->refs[page]] = (struct br_grant){ 0 };
-    s->refs[page] = 0;
-    /* gntalloc frees a share's pages (and its count) only once the whole share is unmapped. */
-    if (--s->nlive == 0)
-        d->shared_pages -= s->npages;
+    pg->granted = false;
+    s->nlive--;
+    if (pg->maps) {
+        br_domains[s->domid].grants[pg->ref].revoked = true;
+        s->nheld++;
+    } else {
+        br_free_ref(s, page);
+    }
+    br_maybe_uncount(s);
     if (page == 0 && (s->notify.clear || s->notify.event)) {
         br_notify_fire(&s->notify, s, 0);
         s->notify = (struct br_notify){ 0 };
@@ -458,7 +497,7 @@ static void br_unlink_share(struct br_conn *c, struct br_share *s)
 }
 
 /* Picks count free refs, searching on from the last one handed out so refs are reused late. */
-static int br_alloc_refs(struct br_domain *d, uint32_t *refs, uint32_t count)
+static int br_alloc_refs(struct br_domain *d, struct br_page *pages, uint32_t count)
 {
     const uint32_t span = BR_NR_REFS - BR_FIRST_REF;
     uint32_t found = 0, r = d->next_ref;
@@ -468,7 +507,7 @@ static int br_alloc_refs(struct br_domain *d, uint32_t *refs, uint32_t count)
     /* Each ref of the cycle is looked at once, so none is picked twice. */
     for (uint32_t tries = 0; tries < span && found < count; tries++) {
         if (!d->grants[r].share)
-            refs[found++] = r;
+            pages[found++].ref = r;
         r = r + 1 < BR_NR_REFS ? r + 1 : BR_FIRST_REF;
     }
     if (found < count)
@@ -495,39 +534,41 @@ static int br_shr_share(struct br_conn *c, const struct xsim_req_share *req, str
 {
     struct br_domain *d = &br_domains[c->domid];
     struct br_share *s;
-    uint32_t *refs;
+    struct br_page *pages;
     int err;
 
     if (req->domid >= BR_DOMID_FIRST_RESERVED || req->count == 0 || req->writable > 1)
         return EINVAL;
     if (req->count > 1 && br_notify_requested(&req->notify))
         return EINVAL;
-    if (req->count > XSIM_GNT_DOMAIN_LIMIT - d->shared_pages)
+    if (req->count > xsim_gnt_limit - d->shared_pages)
         return ENOSPC;
-    refs = calloc(req->count, sizeof(*refs));
+    pages = calloc(req->count, sizeof(*pages));
     s = calloc(1, sizeof(*s));
-    if (!s || !refs) {
-        free(refs);
+    if (!s || !pages) {
+        free(pages);
         free(s);
         return ENOMEM;
     }
     *s = (struct br_share){ .id = br_next_id(c), .domid = c->domid, .grantee = (uint16_t)req->domid,
                             .writable = req->writable, .memfd = -1, .npages = req->count,
-                            .nlive = req->count, .refs = refs, .users = 1 };
+                            .nlive = req->count, .pages = pages, .users = 1 };
     if ((err = br_notify_setup(&s->notify, &req->notify, c->domid, true)))
         goto fail;
     if ((s->memfd = br_make_memfd(s->npages)) < 0) {
         err = ENOMEM;
         goto fail_notify;
     }
-    if ((err = br_alloc_refs(d, s->refs, s->npages)))
+    if ((err = br_alloc_refs(d, s->pages, s->npages)))
         goto fail_notify;
-    for (uint32_t i = 0; i < s->npages; i++)
-        d->grants[s->refs[i]] = (struct br_grant){ .share = s, .page = i };
+    for (uint32_t i = 0; i < s->npages; i++) {
+        d->grants[s->pages[i].ref] = (struct br_grant){ .share = s, .page = i };
+        s->pages[i].granted = true;
+        out->rep.u.refs[i] = s->pages[i].ref;
+    }
     d->shared_pages += s->npages;
     s->next = c->shares;
     c->shares = s;
-    memcpy(out->rep.u.refs, s->refs, s->npages * sizeof(*s->refs));
     out->rep.val = s->id;
     out->rep.n = s->npages;
     out->len = XSIM_REP_HDR_SIZE + s->npages * sizeof(uint32_t);
@@ -540,7 +581,7 @@ fail_notify:
 fail:
     if (s->memfd >= 0)
         close(s->memfd);
-    free(s->refs);
+    free(s->pages);
     free(s);
     return err;
 }
@@ -554,7 +595,7 @@ static int br_shr_unshare(struct br_conn *c, const struct xsim_req_unshare *req,
     if (!s || req->count == 0 || req->first >= s->npages || req->count > s->npages - req->first)
         return EINVAL;
     for (uint32_t i = req->first; i < req->first + req->count; i++)
-        if (!s->refs[i])
+        if (!s->pages[i].granted)
             return EINVAL;
     for (uint32_t i = req->first; i < req->first + req->count; i++)
         br_revoke_page(s, i);
@@ -579,6 +620,10 @@ static const struct br_grant *br_lookup_grant(unsigned domid, uint32_t ref, unsi
     if (ref < BR_FIRST_REF || ref >= BR_NR_REFS || !br_domains[domid].grants ||
         !(g = &br_domains[domid].grants[ref])->share) {
         *why = "no such grant";
+        return NULL;
+    }
+    if (g->revoked) {
+        *why = "revoked (still mapped by a peer)";
         return NULL;
     }
     if (g->share->grantee != mapper) {
@@ -614,11 +659,71 @@ static int br_reply_fd(struct br_reply *out, struct br_share *const *shares, str
     return (int)out->nfds++;
 }
 
+/* A peer mapping of a page is gone: a held page whose last mapping this was is freed. */
+static void br_page_unmapped(struct br_share *s, uint32_t page)
+{
+    struct br_page *pg = &s->pages[page];
+
+    if (--pg->maps == 0 && !pg->granted && pg->ref) {
+        br_free_ref(s, page);
+        s->nheld--;
+        br_maybe_uncount(s);
+    }
+    br_share_put(s);
+}
+
+/* The mapping is gone (unmap, close, process death): its notification fires, its pages go. */
+static void br_map_release(struct br_conn *c, struct br_map *m)
+{
+    if (m->armed) {
+        br_notify_fire(&m->notify, m->ent[0].share, m->ent[0].page);
+        c->nnotes--;
+    }
+    for (uint32_t i = 0; i < m->count; i++)
+        br_page_unmapped(m->ent[i].share, m->ent[i].page);
+    c->nmaps--;
+    free(m);
+}
+
+/* Records a checked map request: every page is referenced until the mapping goes. */
+static struct br_map *br_map_new(struct br_conn *c, const struct xsim_req_map *req, const struct br_grant *const *g,
+                                 int *err)
+{
+    struct br_map *m;
+
+    *err = ENOSPC;
+    if (c->nmaps >= BR_MAX_MAPS || (br_notify_requested(&req->notify) && c->nnotes >= BR_MAX_NOTES))
+        return NULL;
+    *err = ENOMEM;
+    if (!(m = calloc(1, sizeof(*m) + req->count * sizeof(m->ent[0]))))
+        return NULL;
+    if (br_notify_requested(&req->notify)) {
+        if ((*err = br_notify_setup(&m->notify, &req->notify, c->domid, req->writable))) {
+            free(m);
+            return NULL;
+        }
+        m->armed = true;
+        c->nnotes++;
+    }
+    m->id = br_next_id(c);
+    m->count = req->count;
+    for (uint32_t i = 0; i < req->count; i++) {
+        m->ent[i].share = g[i]->share;
+        m->ent[i].page = g[i]->page;
+        g[i]->share->users++;
+        g[i]->share->pages[g[i]->page].maps++;
+    }
+    m->next = c->maps;
+    c->maps = m;
+    c->nmaps++;
+    return m;
+}
+
 static int br_tab_map(struct br_conn *c, const struct xsim_req_map *req, struct br_reply *out)
 {
     struct br_share *shares[XSIM_MAP_CHUNK];
     const struct br_grant *g[XSIM_MAP_CHUNK];
-    struct br_note *note = NULL;
+    struct br_map *m;
     const char *why = "";
     int err;
 
@@ -629,59 +734,30 @@ static int br_tab_map(struct br_conn *c, const struct xsim_req_map *req, struct 
             BR_LOG(c, "map dom%u ref %u refused: %s", req->refs[i].domid, req->refs[i].ref, why);
             return EINVAL;
         }
-    if (br_notify_requested(&req->notify)) {
-        if (c->nnotes >= BR_MAX_NOTES)
-            return ENOSPC;
-        if (!(note = calloc(1, sizeof(*note))))
-            return ENOMEM;
-        if ((err = br_notify_setup(&note->notify, &req->notify, c->domid, req->writable))) {
-            free(note);
-            return err;
-        }
-    }
     for (uint32_t i = 0; i < req->count; i++) {
         int idx = br_reply_fd(out, shares, g[i]->share, req->writable);
 
-        if (idx < 0) {
-            if (note && note->notify.event)
-                br_port_put(c->domid, note->notify.port);
-            free(note);
+        if (idx < 0)
             return ENOMEM;
-        }
         shares[idx] = g[i]->share;
         out->rep.u.pages[i] = (struct xsim_map_page){ .fd_index = (uint32_t)idx, .page = g[i]->page };
     }
-    if (note) {
-        note->id = br_next_id(c);
-        note->share = g[0]->share;
-        note->share->users++;
-        note->page = g[0]->page;
-        note->next = c->notes;
-        c->notes = note;
-        c->nnotes++;
-        out->rep.val = note->id;
-    }
+    if (!(m = br_map_new(c, req, g, &err)))
+        return err;
+    out->rep.val = m->id;
     out->rep.n = req->count;
     out->len = XSIM_REP_HDR_SIZE + req->count * sizeof(struct xsim_map_page);
     return 0;
 }
 
-static void br_note_fire(struct br_note *n)
+static int br_tab_unmap(struct br_conn *c, uint32_t id)
 {
-    br_notify_fire(&n->notify, n->share, n->page);
-    br_share_put(n->share);
-    free(n);
-}
-
-static int br_tab_unmap_notify(struct br_conn *c, uint32_t id)
-{
-    for (struct br_note **pp = &c->notes; *pp; pp = &(*pp)->next)
+    for (struct br_map **pp = &c->maps; *pp; pp = &(*pp)->next)
         if ((*pp)->id == id) {
-            struct br_note *n = *pp;
+            struct br_map *m = *pp;
 
-            *pp = n->next;
-            c->nnotes--;
-            br_note_fire(n);
+            *pp = m->next;
+            br_map_release(c, m);
             return 0;
         }
     return EINVAL;
@@ -723,7 +799,7 @@ static const char *br_op_name(uint32_t op)
         [XSIM_OP_EV_BIND_INTERDOMAIN] = "bind_interdomain", [XSIM_OP_EV_NOTIFY] = "notify",
         [XSIM_OP_EV_UNMASK] = "unmask", [XSIM_OP_EV_UNBIND] = "unbind", [XSIM_OP_EV_ATTACH] = "attach",
         [XSIM_OP_SHR_SHARE] = "share", [XSIM_OP_SHR_UNSHARE] = "unshare", [XSIM_OP_TAB_MAP] = "map",
-        [XSIM_OP_TAB_UNMAP_NOTIFY] = "unmap_notify", [XSIM_OP_BYE] = "bye",
+        [XSIM_OP_TAB_UNMAP] = "unmap", [XSIM_OP_BYE] = "bye",
         [XSIM_OP_EV_RESTRICT] = "restrict", [XSIM_OP_EV_BIND_VIRQ] = "bind_virq",
         [XSIM_OP_EV_NOTIFY_ONEWAY] = "notify (one-way)", [XSIM_OP_EV_UNMASK_ONEWAY] = "unmask (one-way)",
     };
@@ -752,7 +828,7 @@ static size_t br_req_size(const struct br_conn *c, const struct xsim_req *req, s
     case XSIM_OP_EV_ATTACH: need_kind = XSIM_KIND_EVTCHN; size = offsetof(struct xsim_req, u); break;
     case XSIM_OP_SHR_SHARE: need_kind = XSIM_KIND_GNTSHR; size = XSIM_REQ_SIZE(share); break;
     case XSIM_OP_SHR_UNSHARE: need_kind = XSIM_KIND_GNTSHR; size = XSIM_REQ_SIZE(unshare); break;
-    case XSIM_OP_TAB_UNMAP_NOTIFY: need_kind = XSIM_KIND_GNTTAB; size = XSIM_REQ_SIZE(unmap_notify); break;
+    case XSIM_OP_TAB_UNMAP: need_kind = XSIM_KIND_GNTTAB; size = XSIM_REQ_SIZE(unmap); break;
     case XSIM_OP_TAB_MAP:
         need_kind = XSIM_KIND_GNTTAB;
         if (got < XSIM_REQ_MAP_SIZE(0) || req->u.map.count == 0 || req->u.map.count > XSIM_MAP_CHUNK)
@@ -833,9 +909,9 @@ static int br_dispatch(struct br_conn *c, const struct xsim_req *req, int fd_in,
         BR_LOG(c, "map(%u refs from dom%u ref %u.., %s) -> %s", req->u.map.count, req->u.map.refs[0].domid,
                req->u.map.refs[0].ref, req->u.map.writable ? "rw" : "ro", strerror(err));
         return err;
-    case XSIM_OP_TAB_UNMAP_NOTIFY:
-        err = br_tab_unmap_notify(c, req->u.unmap_notify.notify_id);
-        BR_LOG(c, "unmap_notify(id %u) -> %s", req->u.unmap_notify.notify_id, strerror(err));
+    case XSIM_OP_TAB_UNMAP:
+        err = br_tab_unmap(c, req->u.unmap.map_id);
+        BR_LOG(c, "unmap(id %u) -> %s", req->u.unmap.map_id, strerror(err));
         return err;
     case XSIM_OP_BYE:
         BR_LOG(c, "handle closed");
@@ -942,7 +1018,9 @@ static int br_handle_one(struct br_conn *c)
             close(fd_in);
         return -1;
     }
-    out = calloc(1, sizeof(*out));
+    out = malloc(sizeof(*out));
+    if (out)
+        memset(out, 0, offsetof(struct br_reply, rep) + XSIM_REP_HDR_SIZE);
     if (!out) {
         if (fd_in >= 0)
             close(fd_in);
@@ -1032,8 +1110,9 @@ static void br_close_evtchn(struct br_conn *c)
     c->pipe_w = -1;
 }
 
-/* Close or process death: ports close, grants are revoked, unmap notifications fire (as
- * evtchn/gntalloc/gntdev release). Runs once per connection. */
+/* Close or process death: ports close, grants are revoked (pages a peer maps stay held and
+ * counted until it unmaps), mappings go and their notifications fire (as evtchn/gntalloc/
+ * gntdev release). Runs once per connection. */
 static void br_release(struct br_conn *c)
 {
     if (c->closed)
@@ -1045,17 +1124,16 @@ static void br_release(struct br_conn *c)
 
         c->shares = s->next;
         for (uint32_t i = 0; i < s->npages; i++)
-            if (s->refs[i])
+            if (s->pages[i].granted)
                 br_revoke_page(s, i);
         br_share_put(s);
     }
-    while (c->notes) {
-        struct br_note *n = c->notes;
+    while (c->maps) {
+        struct br_map *m = c->maps;
 
-        c->notes = n->next;
-        br_note_fire(n);
+        c->maps = m->next;
+        br_map_release(c, m);
     }
-    c->nnotes = 0;
 }
 
 static void br_on_close(void *conn)

@@ -18,8 +18,10 @@
 struct xsim_gnt_area {
     uint8_t *addr;
     uint32_t count;            /* pages */
-    uint32_t id;               /* gntshr: share id; gnttab: armed unmap notification (0: none) */
+    uint32_t id;               /* gntshr: share id */
     uint8_t *live;             /* gntshr: 1 per page still shared (unshare may take part) */
+    uint32_t *map_ids;         /* gnttab: the broker's id of each chunk's mapping (0: none) */
+    uint32_t nchunks;
     struct xsim_gnt_area *next;
 };
 
@@ -71,11 +73,13 @@ static void xsim_gnt_unmap_area(const struct xsim_gnt_area *a)
 static void xsim_gnt_free_area(struct xsim_gnt_area *a)
 {
     free(a->live);
+    free(a->map_ids);
     free(a);
 }
 
-/* Closing unmaps everything the handle still has; the broker then revokes the grants (gntshr)
- * and fires the armed unmap notifications, as process exit does. */
+/* Closing unmaps everything the handle still has; the broker then revokes the grants (gntshr:
+ * pages a peer maps stay granted and counted until it unmaps), drops the mappings (gnttab) and
+ * fires the armed unmap notifications, as process exit does. */
 static int xsim_gnt_close(struct xengntdev_handle *h)
 {
     if (!h)
@@ -154,7 +158,7 @@ static int xsim_gnt_place_chunk(uint8_t *at, const struct xsim_rep *rep, const i
 /* Asks for one chunk of at most XSIM_MAP_CHUNK refs and maps it at `at`. */
 static int xsim_gnt_map_chunk(xengnttab_handle *xgt, uint8_t *at, uint32_t count, const uint32_t *domids,
                               int domid_stride, const uint32_t *refs, int prot,
-                              const struct xsim_req_notify *notify, uint32_t *notify_id)
+                              const struct xsim_req_notify *notify, uint32_t *map_id)
 {
     struct xsim_req req = { .op = XSIM_OP_TAB_MAP };
     struct xsim_rep *rep = malloc(sizeof(*rep));
@@ -175,7 +179,7 @@ static int xsim_gnt_map_chunk(xengnttab_handle *xgt, uint8_t *at, uint32_t count
     } else if ((size_t)n != XSIM_REP_HDR_SIZE + count * sizeof(struct xsim_map_page) || rep->n != count) {
         err = EIO;
     } else {
-        *notify_id = rep->val;
+        *map_id = rep->val;
         if (xsim_gnt_place_chunk(at, rep, fds, nfds, prot) < 0)
             err = errno;
     }
@@ -185,20 +189,27 @@ static int xsim_gnt_map_chunk(xengnttab_handle *xgt, uint8_t *at, uint32_t count
     return err ? -1 : 0;
 }
 
-static void xsim_gnt_fire_notify(xengnttab_handle *xgt, uint32_t id)
+/* Tells the broker the chunks' mappings are gone (gntdev's unmap): armed notifications fire and
+ * the pages stop holding their grants. */
+static void xsim_gnt_unmap_chunks(xengnttab_handle *xgt, const uint32_t *ids, uint32_t n)
 {
-    struct xsim_req req = { .op = XSIM_OP_TAB_UNMAP_NOTIFY, .u.unmap_notify = { id } };
-    struct xsim_rep rep;
+    struct xsim_rep *rep = malloc(sizeof(*rep));
 
-    xsim_client_call(&xgt->conn, &req, XSIM_REQ_SIZE(unmap_notify), -1, &rep, NULL, 0, NULL);
+    for (uint32_t i = 0; i < n && rep; i++) {
+        struct xsim_req req = { .op = XSIM_OP_TAB_UNMAP, .u.unmap = { ids[i] } };
+
+        if (ids[i])
+            xsim_client_call(&xgt->conn, &req, XSIM_REQ_SIZE(unmap), -1, rep, NULL, 0, NULL);
+    }
+    free(rep);
 }
 
 static void *xsim_gnt_map(xengnttab_handle *xgt, uint32_t count, const uint32_t *domids, int domid_stride,
                           const uint32_t *refs, int prot, uint32_t notify_offset, evtchn_port_t notify_port)
 {
     struct xsim_req_notify none = { UINT32_MAX, XSIM_NO_PORT }, notify = { notify_offset, notify_port };
+    uint32_t nchunks = (count + XSIM_MAP_CHUNK - 1) / XSIM_MAP_CHUNK, *ids = NULL;
     struct xsim_gnt_area *a;
-    uint32_t notify_id = 0;
     uint8_t *area;
     int err;
 
@@ -209,9 +220,10 @@ static void *xsim_gnt_map(xengnttab_handle *xgt, uint32_t count, const uint32_t 
         return NULL;
     }
     a = calloc(1, sizeof(*a));
+    ids = calloc(nchunks, sizeof(*ids));
     /* Reserve the whole range first so the chunks land contiguously. */
     area = mmap(NULL, (size_t)count * XSIM_PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (!a || area == MAP_FAILED) {
+    if (!a || !ids || area == MAP_FAILED) {
         err = ENOMEM;
         goto fail;
     }
@@ -219,22 +231,24 @@ static void *xsim_gnt_map(xengnttab_handle *xgt, uint32_t count, const uint32_t 
         uint32_t chunk = count - done < XSIM_MAP_CHUNK ? count - done : XSIM_MAP_CHUNK;
 
         if (xsim_gnt_map_chunk(xgt, area + (size_t)done * XSIM_PAGE_SIZE, chunk, domids + done * domid_stride,
-                               domid_stride, refs + done, prot, count == 1 ? &notify : &none, &notify_id) < 0) {
+                               domid_stride, refs + done, prot, count == 1 ? &notify : &none,
+                               &ids[done / XSIM_MAP_CHUNK]) < 0) {
             err = errno;
             goto fail;
         }
     }
     /* As gntdev on PV (VM_DONTCOPY): a child does not inherit grant mappings. */
     madvise(area, (size_t)count * XSIM_PAGE_SIZE, MADV_DONTFORK);
-    *a = (struct xsim_gnt_area){ .addr = area, .count = count, .id = notify_id };
+    *a = (struct xsim_gnt_area){ .addr = area, .count = count, .map_ids = ids, .nchunks = nchunks };
     xsim_gnt_add_area(xgt, a);
     return area;
 
 fail:
     if (area != MAP_FAILED)
         munmap(area, (size_t)count * XSIM_PAGE_SIZE);
-    if (notify_id)
-        xsim_gnt_fire_notify(xgt, notify_id);
+    if (ids)
+        xsim_gnt_unmap_chunks(xgt, ids, nchunks);
+    free(ids);
     free(a);
     xsim_client_log(xgt->conn.logger, "xengnttab", err, "mapping %u grant refs failed", count);
     errno = err;
@@ -289,8 +303,7 @@ int xengnttab_unmap(xengnttab_handle *xgt, void *start_address, uint32_t count)
         return -1;
     }
     xsim_gnt_unmap_area(a);
-    if (a->id)
-        xsim_gnt_fire_notify(xgt, a->id);
+    xsim_gnt_unmap_chunks(xgt, a->map_ids, a->nchunks);
     xsim_gnt_free_area(a);
     return 0;
 }

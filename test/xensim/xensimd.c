@@ -1,9 +1,10 @@
-/* xensimd ROOT [--domains N] [-v]
+/* xensimd ROOT [--domains N] [--gntalloc-limit PAGES] [-v]
  * One simulated Xen host rooted in directory ROOT. For every domain d < N it listens on
  *   ROOT/dom<d>/xenstored  xenstored's wire protocol (XENSTORED_PATH for libxenstore)
  *   ROOT/dom<d>/xensim     the event-channel and grant broker (libxenevtchn/libxengnttab look-alikes)
  * and writes ROOT/xensimd.pid once every socket listens. SIGTERM/SIGINT end it. */
 #include "xensimd.h"
+#include "xsim_proto.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 int xsim_verbose;
+unsigned xsim_gnt_limit = XSIM_GNT_DEFAULT_LIMIT;
 
 static const struct xsim_module *const xsim_modules[] = {
     &xsim_xenstore_module,
@@ -219,10 +221,12 @@ static int xsim_run(void)
 
 static void xsim_usage(void)
 {
-    fprintf(stderr, "usage: xensimd ROOT [--domains N] [-v]\n"
+    fprintf(stderr, "usage: xensimd ROOT [--domains N] [--gntalloc-limit PAGES] [-v]\n"
                     "  ROOT       directory for the sockets (created if missing)\n"
-                    "  --domains  number of domains, 0..N-1 (default 4, at most %d)\n",
-            XSIM_MAX_DOMAINS);
+                    "  --domains  number of domains, 0..N-1 (default 4, at most %d)\n"
+                    "  --gntalloc-limit  pages each domain may have shared, as gntalloc's `limit`\n"
+                    "             module parameter (default %u, at most %u)\n",
+            XSIM_MAX_DOMAINS, XSIM_GNT_DEFAULT_LIMIT, XSIM_GNT_MAX_LIMIT);
 }
 
 int main(int argc, char **argv)
@@ -245,6 +249,15 @@ int main(int argc, char **argv)
                 return 2;
             }
             ndomains = (unsigned)v;
+        } else if (!strcmp(argv[i], "--gntalloc-limit") && i + 1 < argc) {
+            char *end;
+            unsigned long v = strtoul(argv[++i], &end, 10);
+
+            if (*end || v < 1 || v > XSIM_GNT_MAX_LIMIT) {
+                xsim_usage();
+                return 2;
+            }
+            xsim_gnt_limit = (unsigned)v;
         } else if (argv[i][0] != '-' && !root) {
             root = argv[i];
         } else {

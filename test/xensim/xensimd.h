@@ -31,6 +31,8 @@ extern const struct xsim_module xsim_broker_module;    /* broker.c */
 
 /* Logging: -v on the command line sets xsim_verbose. */
 extern int xsim_verbose;
+/* Pages a domain may have shared (gntalloc's `limit`): --gntalloc-limit, default 1024. */
+extern unsigned xsim_gnt_limit;
 void xsim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

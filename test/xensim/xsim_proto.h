@@ -30,8 +30,11 @@
 
 /* Refs per TAB_MAP request: bounds the fds in one reply (SCM_RIGHTS takes at most 253). */
 #define XSIM_MAP_CHUNK     64u
-/* Pages one domain may have shared at a time: Linux gntalloc's default `limit`. */
-#define XSIM_GNT_DOMAIN_LIMIT 1024u
+/* Pages one domain may have shared at a time: Linux gntalloc's default `limit`; xensimd
+ * --gntalloc-limit raises it (as the module parameter does) up to every ref of the domain's
+ * grant table (8192 entries, 0..7 reserved), which bounds one share's reply. */
+#define XSIM_GNT_DEFAULT_LIMIT 1024u
+#define XSIM_GNT_MAX_LIMIT     8184u
 /* Ports of the guest kernel's 2-level event-channel ABI (xen_evtchn_nr_channels()). */
 #define XSIM_EV_NR_CHANNELS 4096u
 /* "No notification" value of notify_port, as (evtchn_port_t)-1 in xengnttab.h. */
@@ -53,8 +56,9 @@ enum xsim_op {
     XSIM_OP_EV_ATTACH,           /* + fd: adopt the handle whose delivery pipe this is */
     XSIM_OP_SHR_SHARE,           /* share                 -> val = share id, n refs, + memfd */
     XSIM_OP_SHR_UNSHARE,         /* unshare               -> flags XSIM_REP_GONE if nothing left */
-    XSIM_OP_TAB_MAP,             /* map + refs[count]     -> val = notify id (0: none), n pages, + fds */
-    XSIM_OP_TAB_UNMAP_NOTIFY,    /* unmap_notify: fire and drop an armed map notification */
+    XSIM_OP_TAB_MAP,             /* map + refs[count]     -> val = map id, n pages, + fds */
+    XSIM_OP_TAB_UNMAP,           /* unmap: the mapping is gone (its notification fires, its
+                                  * pages stop holding their grants) */
     XSIM_OP_BYE,                 /* handle closed: release everything now (close is synchronous
                                   * in the kernel); the connection takes no further request */
     XSIM_OP_EV_RESTRICT,         /* port.domid: the handle may only bind to that domain from now on */
@@ -83,7 +87,7 @@ struct xsim_req_notify {
 
 struct xsim_req_share {
     uint32_t domid;            /* grantee */
-    uint32_t count;            /* pages, 1 .. XSIM_GNT_DOMAIN_LIMIT */
+    uint32_t count;            /* pages, 1 .. the domain's limit (xensimd --gntalloc-limit) */
     uint32_t writable;         /* 0 or 1 */
     struct xsim_req_notify notify; /* only with count == 1 */
 };
@@ -106,8 +110,8 @@ struct xsim_req_map {
     struct xsim_map_ref refs[XSIM_MAP_CHUNK];
 };
 
-struct xsim_req_unmap_notify {
-    uint32_t notify_id;
+struct xsim_req_unmap {
+    uint32_t map_id;           /* TAB_MAP's val */
 };
 
 struct xsim_req {
@@ -119,7 +123,7 @@ struct xsim_req {
         struct xsim_req_share share;
         struct xsim_req_unshare unshare;
         struct xsim_req_map map;
-        struct xsim_req_unmap_notify unmap_notify;
+        struct xsim_req_unmap unmap;
     } u;
 };
 
@@ -142,7 +146,7 @@ struct xsim_rep {
     uint32_t n;                /* entries that follow */
     uint32_t flags;
     union {
-        uint32_t refs[XSIM_GNT_DOMAIN_LIMIT];        /* SHR_SHARE */
+        uint32_t refs[XSIM_GNT_MAX_LIMIT];           /* SHR_SHARE */
         struct xsim_map_page pages[XSIM_MAP_CHUNK];  /* TAB_MAP */
     } u;
 };

@@ -13,7 +13,7 @@
 #include "ring.h"
 
 /* The plan: one line per CHECK in main(). "--plan" prints only it. */
-#define RING_TEST_CASES 9
+#define RING_TEST_CASES 13
 
 static int failures;
 
@@ -131,6 +131,33 @@ int main(int argc, char **argv)
           r.ninflight == 0, "rc %d, %u completions, ninflight %u", rc, st.ncomplete, r.ninflight);
     CHECK("rsp_event re-armed again", r.fr.sring->rsp_event == r.fr.rsp_cons + 1 && r.fr.rsp_cons == 3,
           "rsp_event %u, rsp_cons %u", r.fr.sring->rsp_event, r.fr.rsp_cons);
+
+    /* A quiet ring (playback: polled at every update anyway) with room holds response
+     * notifications off: rsp_event a ring ahead, so the backend's next responses do not notify. */
+    r.quiet = true;
+    rt_in_flight(&r, 3, XENSND_OP_WRITE);
+    rc = xring_process(&r);
+    CHECK("quiet, with room: rsp_event a ring ahead (no notification for the next responses)",
+          rc == 0 && r.fr.sring->rsp_event == r.fr.rsp_cons + RING_SIZE(&r.fr), "rc %d, rsp_event %u, rsp_cons %u",
+          rc, r.fr.sring->rsp_event, r.fr.rsp_cons);
+    rt_backend_respond(&r, 3, XENSND_OP_WRITE);
+    rc = xring_process(&r);
+    CHECK("quiet: the response is still taken by the next call", rc == 0 && st.ncomplete == 4 && r.ninflight == 0,
+          "rc %d, %u completions, ninflight %u", rc, st.ncomplete, r.ninflight);
+    /* Half the slots in flight: the ring needs room back, so every response notifies again. */
+    for (uint16_t id = 4; id < 4 + XRING_SLOTS / 2; id++)
+        rt_in_flight(&r, id, XENSND_OP_WRITE);
+    rc = xring_process(&r);
+    CHECK("quiet but half full: rsp_event is rsp_cons + 1 again", rc == 0 && r.fr.sring->rsp_event == r.fr.rsp_cons + 1,
+          "rc %d, rsp_event %u, rsp_cons %u", rc, r.fr.sring->rsp_event, r.fr.rsp_cons);
+    /* Someone waits for an answer (xring_call, xring_drain): every response notifies. */
+    for (uint16_t id = 4; id < 4 + XRING_SLOTS / 2 - 1; id++)
+        rt_backend_respond(&r, id, XENSND_OP_WRITE);
+    r.in_wait = true;
+    rc = xring_process(&r);
+    CHECK("quiet, with room, but waited on: rsp_event is rsp_cons + 1",
+          rc == 0 && r.ninflight == 1 && r.fr.sring->rsp_event == r.fr.rsp_cons + 1, "rc %d, ninflight %u, rsp_event %u, rsp_cons %u",
+          rc, r.ninflight, r.fr.sring->rsp_event, r.fr.rsp_cons);
     free(page);
     return failures ? 1 : 0;
 }

@@ -14,9 +14,10 @@ BX_CPU_PERIODS="64 1024"
 bx_time() {
     local out
     out=$(in_domu -t 300 "s=\$(cut -d' ' -f1 /proc/uptime); aplay -q -D $1 -t raw -f S16_LE -r 48000 -c 2 \
-        --period-size=$2 --buffer-size=$((4 * $2)) /tmp/bench.raw >/dev/null 2>&1 || exit 1; \
+        --period-size=$2 --buffer-size=$((4 * $2)) /tmp/bench.raw >/dev/null 2>/tmp/bench.err || \
+        { tail -n 2 /tmp/bench.err; exit 1; }; \
         e=\$(cut -d' ' -f1 /proc/uptime); echo \$s \$e | awk '{ printf \"%d\", (\$2 - \$1) * 1000 }'" 2>/dev/null) ||
-        out=failed
+        { echo "# $1 period $2: $(echo "$out" | tr '\n' ' ')" >>"$XT_OUT/bench-errors.txt"; out=failed; }
     echo "$out" | tr -d '\n'
 }
 
@@ -25,7 +26,8 @@ bx_cpu() {
     local a b
     a=$(xl list "$XT_DOMU" | awk 'NR == 2 { print $6 }')
     in_domu -t 300 "aplay -q -D $1 -t raw -f S16_LE -r 48000 -c 2 --period-size=$2 --buffer-size=$((4 * $2)) \
-        /tmp/bench.raw >/dev/null 2>&1" >/dev/null 2>&1 || { echo failed; return; }
+        /tmp/bench.raw >/dev/null 2>/tmp/bench.err || { tail -n 2 /tmp/bench.err; exit 1; }" >/run/bench.out 2>&1 ||
+        { echo "# cpu $1 period $2: $(tr '\n' ' ' </run/bench.out)" >>"$XT_OUT/bench-errors.txt"; echo failed; return; }
     b=$(xl list "$XT_DOMU" | awk 'NR == 2 { print $6 }')
     awk -v a="$a" -v b="$b" 'BEGIN { printf "%.1f", b - a }'
 }
@@ -54,6 +56,7 @@ bx_be_initwait() { [ "$(xt_be_state)" = 2 ]; }
 
 run_cases() {
     : >"$XT_OUT/bench.txt"
+    : >"$XT_OUT/bench-errors.txt"
     in_domu -t 60 "head -c 960000 /dev/urandom >/tmp/bench.raw" || { fail "xen/bench: no audio in the domU"; return; }
     xt_sndback_kill
     xt_sndback_start --clock=none --discard || { fail "xen/bench: sndback --clock=none did not start"; return; }

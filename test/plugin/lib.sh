@@ -35,8 +35,35 @@ pt_workdir() {
 PT_BOUND=${PT_BOUND:-300}
 PT_SIM_ENV=(env)
 [ "${SAN_BUILD:-0}" = 1 ] && PT_SIM_ENV=(env "XEN_SIM_PRELOAD=$(gcc -print-file-name=libasan.so)")
+# After every simulation, the backend's health (pt_backend_health): a FAIL line when sndback
+# reported a sanitizer error, exited with another status than 0 (or PT_BACKEND_STATUS, for a case
+# that kills it), or logged a warning or an error (unless PT_BACKEND_WARN_OK=1, for cases that
+# make it complain on purpose). The line goes to the test's own output (fd 3), also when the
+# caller captures sim's: test/run-tests counts it, and the plan comes out short.
 sim() {
+    local out= prev= a rc
+    for a in "$@"; do
+        [ "$prev" = --out ] && out=$a
+        prev=$a
+    done
     timeout -k 5 "$PT_BOUND" "${PT_SIM_ENV[@]}" "$PT_TOP/test/xen-sim" "$@"
+    rc=$?
+    [ -n "$out" ] && pt_backend_health "$out"
+    return $rc
+}
+exec 3>&1
+pt_backend_health() {
+    local log=$1/sndback.log st why=
+    [ -f "$log" ] || return 0 # another backend (snd_be), or none started
+    st=$(cat "$1/sndback.status" 2>/dev/null)
+    if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$log"; then
+        why="a sanitizer report: $(grep -m 1 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$log")"
+    elif [ -n "$st" ] && [ "$st" != 0 ] && [ "$st" != "${PT_BACKEND_STATUS:-0}" ]; then
+        why="exit status $st: $(tail -n 2 "$log" | tr '\n' ' ')"
+    elif [ "${PT_BACKEND_WARN_OK:-0}" != 1 ] && grep -qE '^sndback: (warning|error): ' "$log"; then
+        why=$(grep -m 1 -E '^sndback: (warning|error): ' "$log")
+    fi
+    [ -z "$why" ] || echo "FAIL: backend health ($1): ${why:0:300}" >&3
 }
 
 # The n-th playback file of stream UID in DIR (1: UID.wav, n: UID.n.wav).

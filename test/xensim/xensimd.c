@@ -229,6 +229,18 @@ static void xsim_usage(void)
             XSIM_MAX_DOMAINS, XSIM_GNT_DEFAULT_LIMIT, XSIM_GNT_MAX_LIMIT);
 }
 
+/* A decimal count in 1..max, nothing else. */
+static int xsim_parse_count(const char *text, unsigned long max, unsigned *out)
+{
+    char *end;
+    unsigned long v = strtoul(text, &end, 10);
+
+    if (!*text || *end || v < 1 || v > max)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *root = NULL;
@@ -241,23 +253,15 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "-v")) {
             xsim_verbose = 1;
         } else if (!strcmp(argv[i], "--domains") && i + 1 < argc) {
-            char *end;
-            unsigned long v = strtoul(argv[++i], &end, 10);
-
-            if (*end || v < 1 || v > XSIM_MAX_DOMAINS) {
+            if (xsim_parse_count(argv[++i], XSIM_MAX_DOMAINS, &ndomains) < 0) {
                 xsim_usage();
                 return 2;
             }
-            ndomains = (unsigned)v;
         } else if (!strcmp(argv[i], "--gntalloc-limit") && i + 1 < argc) {
-            char *end;
-            unsigned long v = strtoul(argv[++i], &end, 10);
-
-            if (*end || v < 1 || v > XSIM_GNT_MAX_LIMIT) {
+            if (xsim_parse_count(argv[++i], XSIM_GNT_MAX_LIMIT, &xsim_gnt_limit) < 0) {
                 xsim_usage();
                 return 2;
             }
-            xsim_gnt_limit = (unsigned)v;
         } else if (argv[i][0] != '-' && !root) {
             root = argv[i];
         } else {

@@ -11,7 +11,6 @@
 
 #include <alsa/asoundlib.h>
 
-
 long long xring_now_ms(void)
 {
     struct timespec ts;

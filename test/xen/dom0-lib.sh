@@ -171,6 +171,7 @@ xt_md5() { md5sum "$@" | cut -d' ' -f1; }
 xt_be_state() { timeout 5 xenstore-read "/local/domain/0/backend/vsnd/$(xt_domu_id)/0/state" 2>/dev/null; }
 xt_fe_state() { timeout 5 xenstore-read "/local/domain/$(xt_domu_id)/device/vsnd/0/state" 2>/dev/null; }
 xt_states_are() { [ "$(xt_fe_state)" = "$1" ] && [ "$(xt_be_state)" = "$2" ]; }
+xt_be_initwait() { [ "$(xt_be_state)" = 2 ]; }   # the backend waits for a frontend
 # xt_wait_connected SECS: both ends Connected (4) within SECS, else says where they stand.
 xt_wait_connected() {
     xt_wait "$1" "frontend and backend Connected" xt_states_are 4 4 ||

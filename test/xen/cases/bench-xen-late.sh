@@ -21,8 +21,6 @@ bl_smallest() { # DEVICE: the first period size of BL_PERIODS that plays, or non
     echo none
 }
 
-bl_be_initwait() { [ "$(xt_be_state)" = 2 ]; }
-
 run_cases() {
     local d n=0
     in_domu -t 60 "[ -s /tmp/bench.raw ] || head -c 960000 /dev/urandom >/tmp/bench.raw" ||
@@ -30,7 +28,7 @@ run_cases() {
     for d in 0 1 5; do
         xt_sndback_kill
         xt_sndback_start --discard --delay-ms="$d" || { fail "xen/bench-late: sndback --delay-ms=$d did not start"; return; }
-        xt_wait 20 "sndback at InitWait" bl_be_initwait
+        xt_wait 20 "sndback at InitWait" xt_be_initwait
         if xt_kfe_load; then
             echo "late $d kernel $(bl_smallest hw:0,0)" >>"$XT_OUT/bench.txt"
             xt_kfe_unload || echo "late $d kernel unload-failed" >>"$XT_OUT/bench.txt"

@@ -52,18 +52,16 @@ bx_round() {
     done
 }
 
-bx_be_initwait() { [ "$(xt_be_state)" = 2 ]; }
-
 run_cases() {
     # (bench.txt and bench-errors.txt start empty: test/xen/run makes the out directory anew)
     in_domu -t 60 "head -c 960000 /dev/urandom >/tmp/bench.raw" || { fail "xen/bench: no audio in the domU"; return; }
     xt_sndback_kill
     xt_sndback_start --clock=none --discard || { fail "xen/bench: sndback --clock=none did not start"; return; }
-    xt_wait 20 "sndback at InitWait" bx_be_initwait
+    xt_wait 20 "sndback at InitWait" xt_be_initwait
     bx_round tp
     xt_sndback_kill
     xt_sndback_start --discard || { fail "xen/bench: sndback did not start"; return; }
-    xt_wait 20 "sndback at InitWait" bx_be_initwait
+    xt_wait 20 "sndback at InitWait" xt_be_initwait
     bx_round cpu
     pass "xen/bench: $(grep -c . "$XT_OUT/bench.txt") figures in bench.txt, $(grep -c failed "$XT_OUT/bench.txt") failed runs"
 }

@@ -5,14 +5,14 @@ XT_SRC = test/xen
 XEN_TEST_PACKAGES = qemu-system-x86 xen-hypervisor-4.17-amd64 xen-utils-4.17 linux-image-amd64 \
                     busybox-static cpio kmod alsa-utils sox
 # What the images are assembled from (besides Debian's packages).
-XEN_TEST_BINS = $(BUILD)/test-xen/bin/wav-data $(BUILD)/sndback $(PLUGIN) \
+XEN_TEST_BINS = $(BUILD)/test-xen/bin/wav-data $(BUILD)/test-xen/bin/handoff-probe $(BUILD)/sndback $(PLUGIN) \
                 $(BUILD)/xensim-tests/xs-txn $(BUILD)/xensim-tests/evtchn-peer $(BUILD)/xensim-tests/gnt-peer \
                 $(BUILD)/pcm-positions $(SBE_BIN) $(SBE_CLOCK) $(SBE_HTSTAMP)
 
 # wav-data is also built by `make all` and checked by `make check` (both builds).
 XEN_TESTS = $(XT_SRC)/test-wav-data
 CHECK_TESTS += $(XEN_TESTS)
-all: $(BUILD)/test-xen/bin/wav-data
+all: $(BUILD)/test-xen/bin/wav-data $(BUILD)/test-xen/bin/handoff-probe
 
 .PHONY: test-xen bench-xen
 test-xen:
@@ -24,6 +24,11 @@ test-xen:
 $(BUILD)/test-xen/bin/wav-data: $(XT_SRC)/wav-data.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) -o $@ $< $(LDFLAGS_COMMON)
+
+# Real Xen only (case file 60): the descriptor handoff README's multi-process design rests on.
+$(BUILD)/test-xen/bin/handoff-probe: $(XT_SRC)/handoff-probe.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) -o $@ $< $(LDFLAGS_COMMON) $(XEN_LIBS)
 
 # make bench-xen: the plugin against the kernel's snd_xen_front on the same real Xen (not in CI;
 # test/xen/bench-xen, bench/results-xen.md).

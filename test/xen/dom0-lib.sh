@@ -25,6 +25,12 @@ check() {
     fi
 }
 
+# xt_plan N: the case file reports N result lines (known up front; run-cases fails the file when fewer
+# came, or more without a FAIL among them); xt_plan_more K: a branch taken adds K lines.
+XT_PLAN_FILE=/run/case.plan
+xt_plan() { echo "$1" >"$XT_PLAN_FILE"; }
+xt_plan_more() { local n; n=$(cat "$XT_PLAN_FILE" 2>/dev/null || echo 0); echo $((n + $1)) >"$XT_PLAN_FILE"; }
+
 # xt_step NAME: names what dom0 does now, so a hang or a failure can be pinned to a step.
 xt_step() {
     echo "STEP: $*"

@@ -10,6 +10,7 @@ image_domu() {
 
 run_cases() {
     local m
+    xt_plan 11   # load, 3 aplay, 3 arecord, dump, unload, reload, reload-aplay
     if ! xt_states_are 1 2; then
         fail "xen/kernel-fe: the card is not waiting for a frontend (frontend $(xt_fe_state), backend $(xt_be_state)); nothing to test"
         return

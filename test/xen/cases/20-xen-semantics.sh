@@ -393,6 +393,9 @@ sem_gnttab() {
 
 run_cases() {
     local u v p
+    # third-domain, then every line of the xenstore, event-channel and grant scenarios with their
+    # peers' relayed lines: counted on a full run (each peer program prints a fixed list)
+    xt_plan 180
     u=$(xt_domu_id)
     for p in $SEM_PROGS; do
         [ -x "/xt/bin/$p" ] || fail "xen/semantics: $p is not in the image (build/xensim-tests/$p missing)"

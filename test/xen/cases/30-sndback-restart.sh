@@ -40,7 +40,9 @@ srs_dump_is_narrowed() {
 }
 
 run_cases() {
+    xt_plan 6   # kill, reconnect, aplay, dump, clean-stop, restored-aplay (+ setup when alone)
     if ! xt_states_are 4 4; then
+        xt_plan_more 1
         xt_step "sndback-restart: load snd_xen_front"
         check "xen/sndback-restart/setup: snd_xen_front loaded and connected" xt_kfe_load || return
     fi

@@ -217,11 +217,14 @@ pl_cycles_of() {
 
 run_cases() {
     local m
+    # setup, kernel-driver, kfe-unload, not-in-audio, cycles, then aplay, aplay -M and arecord per medium
+    xt_plan $((5 + 3 * $(echo $PL_MEDIA | wc -w)))
     xt_step "plugin: the udev rule's GROUP/MODE on /dev/xen/*, user $PL_USER"
     check "xen/plugin/setup: $PL_PKG installed by dpkg -i (make deb's .deb), /dev/xen/{evtchn,gntalloc,xenbus} root:audio 0660, $PL_USER in audio" \
         pl_grant_audio || return
     # The card driven by the kernel (cases 10 and 30 leave snd_xen_front bound; alone, load it).
     if ! xt_states_are 4 4; then
+        xt_plan_more 1
         xt_step "plugin: modprobe snd_xen_front (udev would, on a guest that has it)"
         check "xen/plugin/kernel-fe-load: snd_xen_front takes the card" xt_kfe_load || return
     fi

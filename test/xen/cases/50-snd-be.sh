@@ -260,6 +260,9 @@ sbe_restore() {
 
 run_cases() {
     local m
+    # setup, 16 aplay, 2 arecord, pcm-positions' 6 cases and its 5 records, killed, restart,
+    # restart-aplay, 4 of snd_xen_front, restore
+    xt_plan 38
     xt_step "snd_be: sndback and the domU make way; snd_be starts; domU with snd_be's card"
     check "xen/snd_be/setup: snd_be in dom0 takes the card of test/snd_be/card.spec (InitWait)" sbe_setup || { sbe_restore; return; }
     xt_step "snd_be: the plugin plays every medium, plain and mmap"

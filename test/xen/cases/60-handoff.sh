@@ -24,6 +24,7 @@ ho_file() { in_domu "cat $HO_DIR/$1 2>/dev/null"; }
 
 run_cases() {
     local info gref port out d rc
+    xt_plan 14   # setup, other-user, keeper-survives, 4 of the peer, 6 of the taker, gone
     d=$(xt_domu_id)
     xt_step "handoff: holder (as $HO_USER)"
     in_domu "chgrp audio $HO_DEVS && chmod 0660 $HO_DEVS && rm -rf $HO_DIR && mkdir -m 1777 $HO_DIR &&

@@ -22,7 +22,8 @@ test-xen-arm64:
 	@# A piece that does not build is reported by the cases that need it (as FAIL lines).
 	$(MAKE) -k BUILD=$(XA_BUILD) CC="$(XA_CC)" ALSA_CFLAGS= ALSA_LIBS=-lasound SNDFILE_LIBS=-lsndfile \
 	    XEN_LIBS="-lxenstore -lxenevtchn -lxengnttab" $(XA_BINS) || echo "test-xen-arm64: some of $(XA_BINS) did not build"
-	test/xen/run --build $(XA_BUILD) --arch arm64 $(if $(XT_ONLY),--only '$(XT_ONLY)',--plan $(XA_PLAN))
+	@# Bounded: QEMU is killed after XT_TIMEOUT s (a run takes 2-3 min; test/xen/run's default is 1500).
+	XT_TIMEOUT=$${XT_TIMEOUT:-600} test/xen/run --build $(XA_BUILD) --arch arm64 $(if $(XT_ONLY),--only '$(XT_ONLY)',--plan $(XA_PLAN))
 
 # make test-xen-arm64-16k: the same dom0, a domU on Debian's 16 KiB-page arm64 kernel; the plugin must
 # refuse at open with one line (test/xen-arm64/cases-16k/60-page-size.sh; README.md, "Supported
@@ -36,4 +37,4 @@ test-xen-arm64-16k:
 	$(MAKE) -k BUILD=$(XA_BUILD) CC="$(XA_CC)" ALSA_CFLAGS= ALSA_LIBS=-lasound SNDFILE_LIBS=-lsndfile \
 	    XEN_LIBS="-lxenstore -lxenevtchn -lxengnttab" $(XA_BINS) || echo "test-xen-arm64-16k: some of $(XA_BINS) did not build"
 	XA_DOMU_KERNEL=$(abspath $(XA_BUILD))/kernel-16k XA_CASE_FILES=$(abspath $(XA_SRC))/cases-16k/60-page-size.sh \
-	    XT_ARM64_CPU=cortex-a76 test/xen/run --build $(XA_BUILD) --arch arm64 --plan $(XA_16K_PLAN)
+	    XT_ARM64_CPU=cortex-a76 XT_TIMEOUT=$${XT_TIMEOUT:-300} test/xen/run --build $(XA_BUILD) --arch arm64 --plan $(XA_16K_PLAN)

@@ -36,7 +36,8 @@ ps_kernel_fe_refuses() {
 ps_plugin_refuses() {
     local out
     rm -rf "${XT_SNDBACK_OUT:?}"/*
-    if out=$(in_domu -t 60 "$(pl_user "aplay -q -D xen /xt/media/u8-8000-1.wav")" 2>&1); then
+    # (A buffer of many 4 KiB pages: u8-8000-1's 4000-byte one would fit in the one granted 4 KiB.)
+    if out=$(in_domu -t 60 "$(pl_user "aplay -q -D xen /xt/media/s16_le-48000-2.wav")" 2>&1); then
         echo "aplay -D xen succeeded on a 16K-page kernel" >&2
         return 1
     fi

@@ -7,7 +7,7 @@
 # Needs root the first time (it installs the host packages below); XT_ONLY=GLOB runs only matching case files.
 XA_SRC   = test/xen-arm64
 XA_BUILD = $(BUILD)/arm64
-XEN_ARM64_TEST_PACKAGES = qemu-system-arm clang lld busybox-static cpio kmod sox
+XEN_ARM64_TEST_PACKAGES = qemu-system-arm clang lld binutils busybox-static cpio kmod sox xz-utils
 # The cases test/xen/run must see: dom0's setup 3, kernel frontend 11, plugin 15.
 XA_PLAN  = 29
 XA_CC    = clang --target=aarch64-linux-gnu --sysroot=$(abspath $(XA_BUILD))/sysroot -fuse-ld=lld

@@ -39,6 +39,7 @@ include test/xensim/xensim.mk
 -include test/sndback/sndback.mk
 -include test/sim.mk
 -include test/xen/xen.mk
+-include test/xen-arm64/xen-arm64.mk
 
 # Every test program/script; each prints its PLAN: line and PASS:/FAIL: lines, test/run-tests adds
 # them up and holds each to its plan (test/run-tests-selftest checks that it does).

@@ -1,6 +1,18 @@
 /* ring: the sndif request ring and event page of one stream (sndif.h, xen/io/ring.h).
  * Hardening follows the checklist in the protocol notes: indexes read once, responses and
- * events copied out before use, ids matched once, statuses and counts bounded. */
+ * events copied out before use, ids matched once, statuses and counts bounded.
+ *
+ * Memory ordering (reviewed for arm64, issue 15). The backend runs on another CPU, in another domain:
+ * on arm64 (weakly ordered) only barriers order what it sees of our accesses, and ours of its.
+ * ring.h's xen_mb/xen_rmb/xen_wmb, which xen/io/ring.h's macros use, compile to (gcc and clang, arm64):
+ *   xen_mb  = seq_cst fence = dmb ish    (Linux virt_mb: dmb ish)
+ *   xen_rmb = acquire fence = dmb ishld  (Linux virt_rmb: dmb ishld; orders earlier loads before later
+ *                                         loads AND stores, as an acquire must)
+ *   xen_wmb = release fence = dmb ish    (Linux virt_wmb: dmb ishst; ours also orders earlier loads)
+ * so each is at least Linux's. Inner-shareable is the domain Linux uses for other domains' vCPUs.
+ * On x86 (TSO) the first is mfence-class, the others compiler barriers only, as Linux's. Shared
+ * indexes written by the backend are read through volatile (Linux READ_ONCE) exactly once; the
+ * objdump of the arm64 build (make test-xen-arm64) shows each dmb between the accesses it orders. */
 #include "ring.h"
 
 #include <errno.h>
@@ -100,6 +112,10 @@ int xring_create(struct xring *r, xengntshr_handle *gs, unsigned be_domid, unsig
     }
     xenevtchn_unmask(r->xce, r->port);
     xenevtchn_unmask(r->xce, r->evt_port);
+    /* Shared page, no barrier: the backend learns ring-ref from xenstore only after our xenstore
+     * write, a write(2) to /dev/xen/xenbus whose kernel path (xenbus ring: virt_mb/virt_wmb, then an
+     * event-channel hypercall) orders these stores first, as for every Linux frontend's
+     * SHARED_RING_INIT before xenbus_printf("ring-ref"). The event page comes zeroed from gntalloc. */
     SHARED_RING_INIT((xen_sndif_sring_t *)r->ring_page);
     FRONT_RING_INIT(&r->fr, (xen_sndif_sring_t *)r->ring_page, XRING_PAGE_SIZE);
     return 0;
@@ -144,8 +160,14 @@ int xring_submit(struct xring *r, struct xensnd_req *req, uint64_t cookie, uint1
     req->id = r->next_id++;
     *slot = (struct xring_inflight){ true, req->id, req->operation, cookie, xring_now_ms() + r->timeout_ms };
     r->ninflight++;
+    /* Shared slot: plain stores, ours alone until req_prod passes it (RING_FULL above, with rsp_cons
+     * advanced only after that slot's response was copied out: see xring_take_responses). */
     memcpy(RING_GET_REQUEST(&r->fr, r->fr.req_prod_pvt), req, sizeof(*req));
     r->fr.req_prod_pvt++;
+    /* ring.h: xen_wmb (dmb ish) orders the slot (and the audio data or page directory the request
+     * names, written before this call: shbuf.c, pcm_xen.c) before the req_prod store; xen_mb orders that
+     * store before the req_event load (store->load: only a full barrier does), so either the backend
+     * sees the request or we see its req_event and notify. Linux: virt_wmb, virt_mb, same macro. */
     RING_PUSH_REQUESTS_AND_CHECK_NOTIFY(&r->fr, notify);
     if (notify)
         xenevtchn_notify(r->xce, r->port);
@@ -185,10 +207,14 @@ static void xring_check_deadlines(struct xring *r)
 /* One pass over the responses available now. */
 static void xring_take_responses(struct xring *r)
 {
-    /* rsp_prod is written by the backend: read it once, then the barrier before the entries. */
+    /* rsp_prod is written by the backend: read it once (READ_ONCE), then the barrier before the entries. */
     RING_IDX rp = *(volatile RING_IDX *)&r->fr.sring->rsp_prod;
     RING_IDX outstanding = r->fr.req_prod_pvt - r->fr.rsp_cons;
 
+    /* Linux: virt_rmb after READ_ONCE(rsp_prod) (blkfront, netfront, snd_xen_front). dmb ishld orders
+     * the rsp_prod load before the response loads below and before every later load and store: the
+     * captured data pcm_xen.c copies out after a READ's response, and the audio it writes over a
+     * region after the WRITE's response (the backend read it before publishing rsp_prod). */
     xen_rmb();
     if (RING_RESPONSE_PROD_OVERFLOW(&r->fr, rp) || rp - r->fr.rsp_cons > outstanding) {
         xring_fail(r, -EIO, "backend produced more responses than requests (ring corrupted)");
@@ -198,6 +224,7 @@ static void xring_take_responses(struct xring *r)
         struct xring_completion done = { 0 };
         struct xring_inflight *s;
 
+        /* Shared slot: one volatile copy (ring.h), then only the private copy is used. */
         RING_COPY_RESPONSE(&r->fr, i, &done.rsp);
         s = xring_match(r, &done.rsp);
         if (!s) {
@@ -210,7 +237,7 @@ static void xring_take_responses(struct xring *r)
         done.status = xring_status_to_errno(done.rsp.status);
         s->busy = false;
         r->ninflight--;
-        r->fr.rsp_cons = i + 1;
+        r->fr.rsp_cons = i + 1; /* private: frees slot i for xring_submit, after its copy above */
         if (r->waiting && done.id == r->wait_id) {
             r->wait_done = true;
             r->wait_status = done.status;
@@ -231,9 +258,14 @@ static int xring_rearm(struct xring *r)
 
     if (r->quiet && !r->in_wait && r->ninflight < XRING_SLOTS / 2) {
         r->fr.sring->rsp_event = r->fr.rsp_cons + RING_SIZE(&r->fr);
+        /* RING_FINAL_CHECK_FOR_RESPONSES' own steps with another rsp_event: xen_mb (dmb ish, Linux
+         * virt_mb) orders the rsp_event store before the rsp_prod load (store->load). */
         xen_mb(); /* rsp_event out before rsp_prod is read again */
         return RING_HAS_UNCONSUMED_RESPONSES(&r->fr);
     }
+    /* ring.h: rsp_event store, xen_mb, rsp_prod re-read: a response published meanwhile is either seen
+     * here or notified by the backend's RING_PUSH_RESPONSES_AND_CHECK_NOTIFY. The entries themselves
+     * are read by the next xring_take_responses, after its own xen_rmb. */
     RING_FINAL_CHECK_FOR_RESPONSES(&r->fr, more);
     return more;
 }
@@ -253,13 +285,13 @@ int xring_process(struct xring *r)
 int xring_events(struct xring *r, uint64_t *pos, bool *have)
 {
     struct xensnd_event_page *page = r->evt_page;
-    /* in_prod is the backend's: one read, then the barrier before the slots. */
+    /* in_prod is the backend's: one read (READ_ONCE), then the barrier before the slots. */
     uint32_t prod = *(volatile uint32_t *)&page->in_prod;
 
     *have = false;
     if (r->error)
         return r->error;
-    xen_rmb();
+    xen_rmb(); /* Linux virt_rmb after in_prod (snd_xen_front's evtchnl_interrupt_evt): dmb ishld */
     if (prod - r->evt_cons > XENSND_IN_RING_LEN) {
         xring_fail(r, -EIO, "backend's event page index is corrupted");
         return r->error;
@@ -267,6 +299,7 @@ int xring_events(struct xring *r, uint64_t *pos, bool *have)
     for (; r->evt_cons != prod; r->evt_cons++) {
         struct xensnd_evt evt;
 
+        /* Shared slot: copied once, then only the copy is read. */
         memcpy(&evt, (const void *)&XENSND_IN_RING_REF(page, r->evt_cons), sizeof(evt));
         if (evt.type == XENSND_EVT_CUR_POS) {
             *pos = evt.op.cur_pos.position;
@@ -274,6 +307,10 @@ int xring_events(struct xring *r, uint64_t *pos, bool *have)
         }
         /* Unknown event types have no defined meaning: ignored. */
     }
+    /* The slot loads before the in_cons store (load->store), or the backend could overwrite a slot
+     * still being read: xen_mb (dmb ish), as xen-kbdfront's mb() before in_cons; a release fence would do.
+     * (snd_xen_front and xen_drm_front put their virt_wmb after the in_cons store instead.)
+     * in_cons is written once, volatile (WRITE_ONCE); nothing of ours is trusted back from it. */
     xen_mb();
     *(volatile uint32_t *)&page->in_cons = r->evt_cons;
     return 0;

@@ -1,4 +1,10 @@
-/* shbuf: the granted audio buffer and its page directory. */
+/* shbuf: the granted audio buffer and its page directory.
+ * Memory ordering (reviewed for arm64, issue 15): nothing here needs a barrier of its own. Every store
+ * to the shared pages (the directory below; the audio pcm_xen.c writes) happens before the request
+ * that names them is pushed, and RING_PUSH_REQUESTS_AND_CHECK_NOTIFY's xen_wmb (dmb ish on arm64,
+ * Linux virt_wmb) orders them before req_prod (ring.c, xring_submit). Every load of data the backend
+ * wrote (capture) follows that READ's response, read after rsp_prod and xen_rmb (dmb ishld, Linux
+ * virt_rmb; ring.c, xring_take_responses). Grants are 4 KiB whatever the kernel's page size. */
 #include "shbuf.h"
 
 #include <errno.h>
@@ -26,6 +32,8 @@ static void shbuf_fill_directory(struct shbuf *sb)
         unsigned first = d * SHBUF_REFS_PER_DIR;
         unsigned n = sb->npages - first < SHBUF_REFS_PER_DIR ? sb->npages - first : SHBUF_REFS_PER_DIR;
 
+        /* Shared pages, plain stores, written once before OPEN (which carries dir_refs[0]) is pushed:
+         * ordered before it by xring_submit's xen_wmb (see above); never rewritten while granted. */
         pd->gref_dir_next_page = d + 1 < sb->ndir ? sb->dir_refs[d + 1] : 0; /* 0 ends the chain */
         memcpy(pd->gref, &sb->data_refs[first], n * sizeof(grant_ref_t));
     }
@@ -48,7 +56,8 @@ int shbuf_alloc(struct shbuf *sb, xengntshr_handle *gs, unsigned be_domid, size_
         shbuf_free(sb);
         return -ENOMEM;
     }
-    /* One call each: one contiguous mapping for the data, one for the directory. */
+    /* One call each: one contiguous mapping for the data, one for the directory. gntalloc hands out
+     * zeroed pages (the tail past `bytes` stays zero; the backend never sees stale memory). */
     sb->data = xengntshr_share_pages(gs, be_domid, (int)sb->npages, sb->data_refs, 1);
     if (sb->data)
         sb->dir = xengntshr_share_pages(gs, be_domid, (int)sb->ndir, sb->dir_refs, 1);
@@ -65,6 +74,8 @@ int shbuf_alloc(struct shbuf *sb, xengntshr_handle *gs, unsigned be_domid, size_
     return 0;
 }
 
+/* After CLOSE's response, or with the backend gone: unsharing while it still maps a page is safe
+ * (gntalloc keeps the page until the backend unmaps it), so no ordering against the backend here. */
 void shbuf_free(struct shbuf *sb)
 {
     if (sb->data)

@@ -49,6 +49,7 @@ ps_plugin_refuses() {
 }
 
 run_cases() {
+    xt_plan 4   # setup, kernel, kernel-fe, plugin
     xt_step "page-size: the udev rule's GROUP/MODE on /dev/xen/*, user $PL_USER"
     check "xen/page-size/setup: the plugins installed, /dev/xen/* root:audio 0660, $PL_USER in audio" pl_grant_audio
     xt_step "page-size: the domU's kernel page size"

@@ -70,11 +70,14 @@ pl_kill_recovery() {
 
 run_cases() {
     local m
+    # as x86's case file 40 (5 + 3 per medium, +1 alone), and the kill -9 case
+    xt_plan $((6 + 3 * $(echo $PL_MEDIA | wc -w)))
     xt_step "plugin: the udev rule's GROUP/MODE on /dev/xen/*, user $PL_USER"
     check "xen/plugin/setup: the plugins in $PL_ALSA_PLUGIN_DIR, $PL_CONF, /dev/xen/{evtchn,gntalloc,xenbus} root:audio 0660, $PL_USER in audio" \
         pl_grant_audio || return
     # The card driven by the kernel (case file 10 leaves snd_xen_front bound; alone, load it).
     if ! xt_states_are 4 4; then
+        xt_plan_more 1
         xt_step "plugin: modprobe snd_xen_front (udev would, on a guest that has it)"
         check "xen/plugin/kernel-fe-load: snd_xen_front takes the card" xt_kfe_load || return
     fi

@@ -68,37 +68,10 @@ pl_kill_recovery() {
     pl_check_played "$XT_SNDBACK_OUT/$2" s16_le-48000-2
 }
 
+PL_SETUP_WHAT="the plugins in $PL_ALSA_PLUGIN_DIR, $PL_CONF"
 run_cases() {
-    local m
-    # as x86's case file 40 (5 + 3 per medium, +1 alone), and the kill -9 case
-    xt_plan $((6 + 3 * $(echo $PL_MEDIA | wc -w)))
-    xt_step "plugin: the udev rule's GROUP/MODE on /dev/xen/*, user $PL_USER"
-    check "xen/plugin/setup: the plugins in $PL_ALSA_PLUGIN_DIR, $PL_CONF, /dev/xen/{evtchn,gntalloc,xenbus} root:audio 0660, $PL_USER in audio" \
-        pl_grant_audio || return
-    # The card driven by the kernel (case file 10 leaves snd_xen_front bound; alone, load it).
-    if ! xt_states_are 4 4; then
-        xt_plan_more 1
-        xt_step "plugin: modprobe snd_xen_front (udev would, on a guest that has it)"
-        check "xen/plugin/kernel-fe-load: snd_xen_front takes the card" xt_kfe_load || return
-    fi
-    xt_step "plugin: aplay -D xen while snd_xen_front drives the card"
-    check "xen/plugin/kernel-driver: refused, the message names the module and its hw: device" pl_refuses_kernel_card
-    xt_step "plugin: unbind + rmmod snd_xen_front"
-    check "xen/plugin/kernel-fe-unload: snd_xen_front unbound and unloaded, the card is free" xt_kfe_unload || return
-    xt_step "plugin: aplay -D xen as $PL_OTHER (not in audio)"
-    check "xen/plugin/not-in-audio: $PL_OTHER is refused: cannot open /dev/xen/xenbus" pl_refuses_non_member
-    xt_step "plugin: $PL_CYCLES open/play/close cycles, aplay and aplay -M of every medium"
-    check "xen/plugin/cycles: $PL_CYCLES aplay -D xen runs in a row as $PL_USER, each bit-exact in sndback's WAV" pl_cycles
-    for m in $PL_MEDIA; do
-        check "xen/plugin/aplay-$m: aplay -D xen as $PL_USER, bit-exact in sndback's WAV" pl_cycles_of rw "$m"
-    done
-    for m in $PL_MEDIA; do
-        check "xen/plugin/aplay-mmap-$m: aplay -M -D xen as $PL_USER, bit-exact in sndback's WAV" pl_cycles_of mmap "$m"
-    done
-    for m in $PL_MEDIA; do
-        xt_step "plugin: arecord -D xen $m"
-        check "xen/plugin/arecord-$m: arecord -D xen as $PL_USER, sndback's WAV source captured bit-exact" pl_capture "$m"
-    done
+    pl_plugin_cases
+    xt_plan_more 1
     xt_step "plugin: kill -9 of a playing aplay, then aplay again"
     check "xen/plugin/kill-9: aplay -D xen killed while playing, the next aplay -D xen plays bit-exact" pl_kill_recovery
 }

@@ -215,14 +215,17 @@ pl_cycles_of() {
     echo "$runs runs bit-exact"
 }
 
-run_cases() {
+# pl_plugin_cases: this file's cases with their plan (test/xen-arm64's case file 40 runs them too, with
+# its own PL_SETUP_WHAT and pl_check_setup, then adds its own).
+PL_SETUP_WHAT="$PL_PKG installed by dpkg -i (make deb's .deb)"
+pl_plugin_cases() {
     local m
     # setup, kernel-driver, kfe-unload, not-in-audio, cycles, then aplay, aplay -M and arecord per medium
     xt_plan $((5 + 3 * $(echo $PL_MEDIA | wc -w)))
     xt_step "plugin: the udev rule's GROUP/MODE on /dev/xen/*, user $PL_USER"
-    check "xen/plugin/setup: $PL_PKG installed by dpkg -i (make deb's .deb), /dev/xen/{evtchn,gntalloc,xenbus} root:audio 0660, $PL_USER in audio" \
+    check "xen/plugin/setup: $PL_SETUP_WHAT, /dev/xen/{evtchn,gntalloc,xenbus} root:audio 0660, $PL_USER in audio" \
         pl_grant_audio || return
-    # The card driven by the kernel (cases 10 and 30 leave snd_xen_front bound; alone, load it).
+    # The card driven by the kernel (case files 10 and 30 leave snd_xen_front bound; alone, load it).
     if ! xt_states_are 4 4; then
         xt_plan_more 1
         xt_step "plugin: modprobe snd_xen_front (udev would, on a guest that has it)"
@@ -247,3 +250,5 @@ run_cases() {
         check "xen/plugin/arecord-$m: arecord -D xen as $PL_USER, sndback's WAV source captured bit-exact" pl_capture "$m"
     done
 }
+
+run_cases() { pl_plugin_cases; }

@@ -19,15 +19,20 @@ PL_MEDIA="s16_le-48000-2 s32_le-44100-6 u8-8000-1"
 PL_CYCLES=20
 
 image_domu() {
+    pl_image_common
+    # The package (make deb), which domu-init installs with dpkg -i at boot; dpkg, and the libraries
+    # the package's plugins need (ldd of the package's own copies).
+    pl_image_deb || return 1
+}
+
+# pl_image_common: what the cases need besides the plugin (test/xen-arm64's case file 40 too): ALSA's
+# tools and configuration, snd_xen_front, the users (Debian's audio group id).
+pl_image_common() {
     local r
     r=$(img_root domu)
     img_bin domu /usr/bin/aplay /usr/bin/arecord
     [ -e "$r/usr/share/alsa/alsa.conf" ] || img_tree domu /usr/share/alsa
     img_module domu snd_xen_front
-    # The package (make deb), which domu-init installs with dpkg -i at boot; dpkg, and the libraries
-    # the package's plugins need (ldd of the package's own copies).
-    pl_image_deb || return 1
-    # The users; Debian's audio group id.
     echo "$PL_USER:x:1000:1000::/tmp:/bin/sh" >>"$r/etc/passwd"
     echo "$PL_OTHER:x:1001:1001::/tmp:/bin/sh" >>"$r/etc/passwd"
     printf '%s\n' "audio:x:29:$PL_USER" "$PL_USER:x:1000:" "$PL_OTHER:x:1001:" >>"$r/etc/group"
@@ -82,15 +87,20 @@ pl_grant_audio() {
     pl_check_setup
 }
 
+# pl_installed: the domU command that checks the plugin is installed: from the package here (test/xen-arm64's
+# case file 40, which copies the files in, has its own).
+# (domu-init ran dpkg -i of the .deb at boot; its output is in /run/deb-install.log. /usr/bin/dpkg:
+# busybox sh runs its own dpkg applet for a bare "dpkg".)
+pl_installed() {
+    echo "/usr/bin/dpkg -s $PL_PKG | grep -qx 'Status: install ok installed' || { tail -n 3 /run/deb-install.log; exit 1; } &&
+        /usr/bin/dpkg -L $PL_PKG | grep -qx $PL_ALSA_PLUGIN_DIR/libasound_module_pcm_xen.so &&
+        ls $PL_ALSA_PLUGIN_DIR/libasound_module_pcm_xen.so /etc/alsa/conf.d/50-pcm-xen.conf /usr/share/alsa/alsa.conf >/dev/null"
+}
+
 # pl_check_setup: the plugin is installed, the devices are root:audio 0660, xtuser is not root and in audio.
 pl_check_setup() {
     local out
-    # (domu-init ran dpkg -i of the .deb at boot; its output is in /run/deb-install.log. /usr/bin/dpkg:
-    # busybox sh runs its own dpkg applet for a bare "dpkg".)
-    out=$(in_domu "/usr/bin/dpkg -s $PL_PKG | grep -qx 'Status: install ok installed' || { tail -n 3 /run/deb-install.log; exit 1; } && \
-        /usr/bin/dpkg -L $PL_PKG | grep -qx $PL_ALSA_PLUGIN_DIR/libasound_module_pcm_xen.so &&
-        ls $PL_ALSA_PLUGIN_DIR/libasound_module_pcm_xen.so /etc/alsa/conf.d/50-pcm-xen.conf \
-        /usr/share/alsa/alsa.conf >/dev/null && stat -c '%U:%G %a' $PL_DEVS | sort -u && $(pl_user id)") ||
+    out=$(in_domu "$(pl_installed) && stat -c '%U:%G %a' $PL_DEVS | sort -u && $(pl_user id)") ||
         { echo "$out" >&2; return 1; }
     [ "$(echo "$out" | grep -v '^uid=')" = "root:audio 660" ] ||
         { echo "owners and modes of $PL_DEVS: $(echo "$out" | grep -v '^uid=' | tr '\n' ' ')" >&2; return 1; }

@@ -7,12 +7,15 @@
 # dropout a frontend whose writes run ahead of the backend never reports as an xrun of its own).
 # So a failing attempt ends at its first xrun, and only the passing one costs the full 60 s
 # (about 6 x 62 s in all). Lines in $XT_OUT/bench.txt:
-#   late DELAY_MS DRIVER SMALLEST_PERIOD_OR_none
+#   late DELAY_MS DRIVER SMALLEST_PERIOD_OR_none (or out-of-time: BL_BUDGET spent before an answer)
 #   late-try DELAY_MS DRIVER PERIOD RESULT SECONDS   every attempt: ok, gap (sndback's: aplay's write
 #                                                   failed with EIO), underrun (aplay's) or
 #                                                   error (anything else); SECONDS it lasted (domU clock)
 BL_PERIODS="64 256 1024 4096"
 BL_SECS=60
+BL_BUDGET=500   # seconds of this case file (run-cases kills it at 600): no attempt starts after that
+
+bl_uptime() { cut -d' ' -f1 /proc/uptime | cut -d. -f1; }
 
 # bl_try DEVICE PERIOD: one attempt; prints "RESULT SECONDS", returns 0 when it played through.
 bl_try() {
@@ -36,6 +39,11 @@ bl_smallest() {
     local p r
     for p in $BL_PERIODS; do
         xt_step "bench: late $1 ms $2 $p" >&2 # (stdout is the answer)
+        if [ $(($(bl_uptime) - BL_START)) -gt "$BL_BUDGET" ]; then
+            echo "late-try $1 $2 $p not-tried -" >>"$XT_OUT/bench.txt" # (out of time: not a result)
+            echo "out-of-time"
+            return
+        fi
         r=$(bl_try "$3" "$p")
         echo "late-try $1 $2 $p $r" >>"$XT_OUT/bench.txt"
         case "$r" in ok*) echo "$p"; return ;; esac
@@ -45,6 +53,7 @@ bl_smallest() {
 
 run_cases() {
     local d n=0
+    BL_START=$(bl_uptime)
     in_domu -t 60 "head -c $((BL_SECS * 48000 * 4)) /dev/urandom >/tmp/bench60.raw" ||
         { fail "xen/bench-late: no audio in the domU"; return; }
     for d in 0 1 5; do

@@ -2,13 +2,20 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 
 bool sbk_verbose;
+bool sbk_log_time;
 
 static void sbk_vlog(const char *level, const char *fmt, va_list ap)
 {
     /* One fprintf per part is fine: sndback is single-threaded, stderr is unbuffered. */
-    fprintf(stderr, "sndback: %s", level);
+    struct timespec now;
+
+    if (sbk_log_time && clock_gettime(CLOCK_MONOTONIC, &now) == 0)
+        fprintf(stderr, "sndback: [%lld.%06ld] %s", (long long)now.tv_sec, now.tv_nsec / 1000, level);
+    else
+        fprintf(stderr, "sndback: %s", level);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 extern bool sbk_verbose;
+extern bool sbk_log_time;      /* --log-time: "sndback: [S.US] ...", S.US from CLOCK_MONOTONIC */
 
 void sbk_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sbk_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

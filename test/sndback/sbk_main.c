@@ -193,6 +193,7 @@ int main(int argc, char **argv)
         return rc < 0 ? SBK_EXIT_USAGE : 0;
     }
     sbk_verbose = d.opts.verbose;
+    sbk_log_time = d.opts.log_time;
     if (sbk_check_sources(&d.opts) < 0 || sbk_prepare_out_dir(&d.opts) < 0) {
         sbk_options_free(&d.opts);
         return SBK_EXIT_USAGE;

@@ -14,7 +14,7 @@ enum sbk_opt_id {
     SBK_OPT_RATES, SBK_OPT_PERIOD, SBK_OPT_BUFFER, SBK_OPT_CHANNELS, SBK_OPT_FORMATS,
     SBK_OPT_DELAY, SBK_OPT_NO_ANSWER, SBK_OPT_ANSWER_ERROR, SBK_OPT_EXIT_AFTER, SBK_OPT_BAD_POS,
     SBK_OPT_NO_EVENTS, SBK_OPT_CORRUPT_RSP, SBK_OPT_STREAM, SBK_OPT_WIDE_QUERY, SBK_OPT_PERIOD_EVENTS,
-    SBK_OPT_BAD_RSP, SBK_OPT_BAD_EVT_INDEX, SBK_OPT_VERSIONS,
+    SBK_OPT_BAD_RSP, SBK_OPT_BAD_EVT_INDEX, SBK_OPT_VERSIONS, SBK_OPT_LOG_TIME, SBK_OPT_FAIL_AFTER_GAP,
 };
 
 static const struct option sbk_long_options[] = {
@@ -41,6 +41,8 @@ static const struct option sbk_long_options[] = {
     { "bad-response", required_argument, NULL, SBK_OPT_BAD_RSP },
     { "bad-event-index", no_argument, NULL, SBK_OPT_BAD_EVT_INDEX },
     { "versions", required_argument, NULL, SBK_OPT_VERSIONS },
+    { "log-time", no_argument, NULL, SBK_OPT_LOG_TIME },
+    { "fail-after-gap", no_argument, NULL, SBK_OPT_FAIL_AFTER_GAP },
     { "stream", required_argument, NULL, SBK_OPT_STREAM },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
@@ -57,6 +59,7 @@ void sbk_options_usage(const char *prog)
            "  --domid N               own domain id (default: xenstore key 'domid', else 0)\n"
            "  --ready-file=PATH       written once sndback watches xenstore\n"
            "  -v                      log every handshake step and request\n"
+           "  --log-time              start each log line with the CLOCK_MONOTONIC time [s.us]\n"
            " constraints (all streams, or the last --stream):\n"
            "  --rates=R1,R2,..  --formats=f1,f2  --channels=MIN:MAX\n"
            "  --period-frames=MIN:MAX  --buffer-frames=MIN:MAX\n"
@@ -69,6 +72,8 @@ void sbk_options_usage(const char *prog)
            "                          operation, a status that is no errno\n"
            "  --bad-event-index       the 10th event publishes in_prod 100 past in_cons\n"
            "  --versions=LIST         the backend's `versions` (default 2)\n"
+           "  --fail-after-gap        a playback gap (the queue ran dry while running) makes the\n"
+           "                          WRITE that ends it and every later WRITE of that OPEN -EIO\n"
            "  OP: open close read write trigger hw-param-query set-volume get-volume mute unmute\n"
            "  --stream=UNIQUE-ID      what follows applies to that stream only\n",
            prog);
@@ -211,6 +216,9 @@ static int sbk_apply_stream_option(int id, const char *arg, struct sbk_stream_op
     case SBK_OPT_PERIOD_EVENTS:
         s->period_events_only = true;
         return 0;
+    case SBK_OPT_FAIL_AFTER_GAP:
+        s->fail_after_gap = true;
+        return 0;
     case SBK_OPT_BAD_RSP:
         if (strcmp(arg, "id") == 0)
             s->bad_response = SBK_BAD_RSP_ID;
@@ -261,6 +269,9 @@ static int sbk_apply_global_option(int id, const char *arg, struct sbk_options *
     case 'v':
         o->verbose = true;
         return 0;
+    case SBK_OPT_LOG_TIME:
+        o->log_time = true;
+        return 0;
     }
     return -1;
 }
@@ -268,7 +279,8 @@ static int sbk_apply_global_option(int id, const char *arg, struct sbk_options *
 static bool sbk_is_global_option(int id)
 {
     return id == SBK_OPT_OUT || id == SBK_OPT_DISCARD || id == SBK_OPT_CLOCK ||
-           id == SBK_OPT_DOMID || id == SBK_OPT_READY || id == SBK_OPT_VERSIONS || id == 'v';
+           id == SBK_OPT_DOMID || id == SBK_OPT_READY || id == SBK_OPT_VERSIONS || id == 'v' ||
+           id == SBK_OPT_LOG_TIME;
 }
 
 static const char *sbk_option_name(int id)
@@ -364,6 +376,7 @@ static void sbk_overlay(struct sbk_stream_opts *out, const struct sbk_stream_opt
     out->no_events |= s->no_events;
     out->wide_query |= s->wide_query;
     out->period_events_only |= s->period_events_only;
+    out->fail_after_gap |= s->fail_after_gap;
     out->corrupt_rsp_prod |= s->corrupt_rsp_prod;
     if (s->bad_response != SBK_BAD_RSP_NONE)
         out->bad_response = s->bad_response;

@@ -43,6 +43,7 @@ struct sbk_stream_opts {
     bool bad_event_index;           /* the 10th event publishes an in_prod 100 past in_cons */
     bool period_events_only;        /* no CUR_POS at the end of the queue, as snd_be */
     bool wide_query;                /* answer HW_PARAM_QUERY wider than asked, as snd_be does */
+    bool fail_after_gap;            /* a playback gap makes this and every later WRITE of the OPEN -EIO */
 
     bool has_capture;
     struct sbk_capture_source capture;
@@ -56,6 +57,7 @@ struct sbk_stream_opts_for {
 struct sbk_options {
     const char *out_dir;            /* default ./xen-sim-out */
     bool discard, clock_none, verbose;
+    bool log_time;                  /* each log line carries the CLOCK_MONOTONIC time */
     bool has_domid;
     uint32_t domid;
     const char *ready_file;

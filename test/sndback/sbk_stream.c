@@ -535,12 +535,26 @@ static void sbk_exit_if_crash_due(struct sbk_stream *s)
     }
 }
 
+/* New data after the queue ran dry while running: the dry clock time becomes a gap. */
+static void sbk_count_gap(struct sbk_stream *s)
+{
+    sbk_info("%s: gap: the queue ran dry for %llu frames", s->cfg->uid,
+             (unsigned long long)(s->dry_bytes / s->frame_bytes));
+    s->stats.gaps++;
+    s->stats.late_frames += s->dry_bytes / s->frame_bytes;
+    s->dry_bytes = 0;
+}
+
 static int sbk_do_write(struct sbk_stream *s, const struct xensnd_rw_req *rw)
 {
     if (s->cfg->capture || !sbk_range_ok(s, rw))
         return -XEN_EINVAL;
     if (s->queued + rw->length > s->params.buffer_sz)
         return -XEN_ENOSPC;
+    if (rw->length && s->dry_bytes && s->state == SBK_ST_RUNNING)
+        sbk_count_gap(s);
+    if (s->stats.gaps && sbk_opts(s)->fail_after_gap)
+        return -XEN_EIO;        /* not taken: the frontend must see the dropout (make bench-xen) */
     memcpy(s->scratch, s->buffer + rw->offset, rw->length);    /* taken: the frontend may reuse the range */
     sbk_fifo_push(&s->unplayed, s->scratch, rw->length);       /* the WAV file gets it when played */
     s->stats.bytes += rw->length;
@@ -549,11 +563,6 @@ static int sbk_do_write(struct sbk_stream *s, const struct xensnd_rw_req *rw)
     s->queued += rw->length;
     if (s->state == SBK_ST_RUNNING && sbk_clock_none(s))
         sbk_playback_advance(s, s->queued);
-    if (rw->length && s->dry_bytes && s->state == SBK_ST_RUNNING) {
-        s->stats.gaps++;
-        s->stats.late_frames += s->dry_bytes / s->frame_bytes;
-        s->dry_bytes = 0;
-    }
     return 0;
 }
 

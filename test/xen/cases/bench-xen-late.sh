@@ -56,6 +56,7 @@ bl_smallest() {
 
 run_cases() {
     local d r kfrom pfrom n=0
+    xt_plan 1   # one line: the figures written (they are measurements, not cases)
     BL_START=$(bl_uptime)
     # 60 s of audio: bench-xen.sh's 5 s of noise, repeated (urandom is slow under emulation).
     in_domu -t 60 "[ -s /tmp/bench.raw ] || head -c 960000 /dev/urandom >/tmp/bench.raw; \

@@ -41,8 +41,9 @@ PT_SIM_ENV=(env)
 # make it complain on purpose), closed a stream with audio it never played (discarded=N: unless
 # PT_BACKEND_DISCARD_OK=1, for cases that drop, kill or fail a stream on purpose, and for sound
 # servers, which drop at suspend) or with gaps (its clock ran dry mid-stream: an audible glitch
-# that bit-exact files do not show; unless PT_BACKEND_GAPS_OK=1, for underrun cases and servers). The line goes to the test's own output (fd 3), also when the
-# caller captures sim's: test/run-tests counts it, and the plan comes out short.
+# that bit-exact files do not show; unless PT_BACKEND_GAPS_OK=1, for underrun cases and servers).
+# The line goes to the test's own output (fd 3), also when the caller captures sim's:
+# test/run-tests counts it, and the plan comes out short.
 sim() {
     local out= prev= a rc
     for a in "$@"; do
@@ -65,10 +66,9 @@ pt_backend_health() {
         why="exit status $st: $(tail -n 2 "$log" | tr '\n' ' ')"
     elif [ "${PT_BACKEND_WARN_OK:-0}" != 1 ] && grep -qE '^sndback: (warning|error): ' "$log"; then
         why=$(grep -m 1 -E '^sndback: (warning|error): ' "$log")
-    fi
-    if [ -z "$why" ] && [ "${PT_BACKEND_DISCARD_OK:-0}" != 1 ] && grep -qE ' closed: .* discarded=[1-9]' "$log"; then
+    elif [ "${PT_BACKEND_DISCARD_OK:-0}" != 1 ] && grep -qE ' closed: .* discarded=[1-9]' "$log"; then
         why="audio discarded unplayed: $(grep -m 1 -E ' closed: .* discarded=[1-9]' "$log")"
-    elif [ -z "$why" ] && [ "${PT_BACKEND_GAPS_OK:-0}" != 1 ] && grep -qE ' closed: .* gaps=[1-9]' "$log"; then
+    elif [ "${PT_BACKEND_GAPS_OK:-0}" != 1 ] && grep -qE ' closed: .* gaps=[1-9]' "$log"; then
         why="the backend ran dry mid-stream: $(grep -m 1 -E ' closed: .* gaps=[1-9]' "$log")"
     fi
     [ -z "$why" ] || echo "FAIL: backend health ($1): ${why:0:300}" >&3

@@ -22,8 +22,8 @@ all:
 
 # The plugin: libasound_module_pcm_xen.so (-DPIC: alsa-lib's dlsym versioning needs it).
 PLUGIN     = $(BUILD)/libasound_module_pcm_xen.so
-PLUGIN_SRC = pcm_xen.c xs_config.c ring.c shbuf.c
-PLUGIN_HDR = xs_config.h ring.h shbuf.h
+PLUGIN_SRC = pcm_xen.c xs_config.c ring.c shbuf.c keeper.c
+PLUGIN_HDR = xs_config.h ring.h shbuf.h keeper.h
 ALSA_CFLAGS = $(shell pkg-config --cflags alsa)
 ALSA_LIBS   = $(shell pkg-config --libs alsa 2>/dev/null || echo -lasound)
 ifneq ($(SAN),1)

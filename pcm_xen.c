@@ -6,8 +6,9 @@
  * Data path: the granted buffer is the ALSA ring (frames at appl_ptr % buffer_size). Playback
  * copies the application's frames in and queues WRITE requests without waiting for them;
  * capture asks for what the backend reports captured with READ requests and exposes it once
- * they completed. The backend's CUR_POS events drive the hardware pointer. No thread of ours:
- * the poll descriptor is an epoll set of the event channel (the backend's notifications), the
+ * they completed. The backend's CUR_POS events drive the hardware pointer. One thread of ours,
+ * asleep in accept() on the card's token until another process of our user asks to share the
+ * card (keeper.c); nothing of it runs per period. The poll descriptor is an epoll set of the event channel (the backend's notifications), the
  * card's xenstore watch on the backend's state (a restart is an xrun, and prepare connects
  * again), a watchdog timer (so a dead backend ends a wait) and an eventfd that keeps the
  * descriptor readable exactly while the application has something to do. */
@@ -31,6 +32,7 @@
 #include <alsa/asoundlib.h>
 #include <alsa/pcm_external.h>
 
+#include "keeper.h"
 #include "ring.h"
 #include "shbuf.h"
 #include "xs_config.h"
@@ -72,15 +74,26 @@ struct xsnd_link {
     struct xring rings[XSC_MAX_STREAMS];
 };
 
-/* One card per process, shared by the PCMs this process opens on it. */
+/* One card per process, shared by the PCMs this process opens on it. Three kinds: ours alone (we
+ * connected it, nobody shares it); shared (we connected it, and its keeper now hands out its
+ * streams: ours are claimed from it, and the connection outlives us); a guest's (another
+ * process connected it: the keeper relays our streams, we have no link). */
 struct xsnd_card {
     struct xsnd_card *next;
     unsigned refs;
     struct xsc_conn conn;
     xengntshr_handle *gs;
-    struct xsnd_link *link;  /* the current connection: changes under xsnd_cards_lock */
+    struct xsnd_link *link;  /* the current connection: changes under xsnd_cards_lock; NULL for a guest */
     bool in_use[XSC_MAX_STREAMS];
     char labels[XSC_MAX_STREAMS][96];
+    bool guest;              /* another process holds the card: every stream of ours is relayed */
+    atomic_bool guest_lost;  /* guest: the backend left the connection (its watch, as a link's lost) */
+    char busy_err[XSC_ERR_LEN]; /* guest: xsc_claim's refusal, for when the holder cannot be reached */
+    /* Ours: the listener on our token, and once it forked the keeper, our claim of each stream we
+     * use (all under xsnd_cards_lock). */
+    struct xkeep_listener listener;
+    bool shared, closing;
+    int claim_fd[XSC_MAX_STREAMS];
     pid_t owner; /* the process that connected it; a fork()ed child has only a copy */
     volatile uint8_t *mine; /* a MADV_WIPEONFORK page holding 1: 0 in a fork()ed child (NULL: use owner) */
 };
@@ -120,9 +133,14 @@ static void xsnd_link_put(struct xsnd_card *c, struct xsnd_link *l)
 {
     if (!l || --l->refs)
         return;
-    for (unsigned i = 0; i < c->conn.card.nstreams; i++)
-        if (l->rings[i].xce)
+    for (unsigned i = 0; i < c->conn.card.nstreams; i++) {
+        if (!l->rings[i].xce)
+            continue;
+        if (c->shared)
+            xring_leave(&l->rings[i]); /* the keeper goes on with them */
+        else
             xring_destroy(&l->rings[i]);
+    }
     free(l);
 }
 
@@ -155,40 +173,51 @@ static int xsnd_link_create(struct xsnd_card *c, struct xsnd_link **out)
     return 0;
 }
 
+/* Ours alone: disconnected and released. Shared: the keeper disconnects it when its last user is
+ * gone (our claims ended with our PCMs), and its records stay. A guest's: nothing is ours. */
 static void xsnd_card_teardown(struct xsnd_card *c, bool connected)
 {
-    if (connected)
+    if (connected && !c->shared && !c->guest)
         xsc_disconnect(&c->conn);
     xsnd_link_put(c, c->link);
     if (c->gs)
         xengntshr_close(c->gs);
-    if (c->conn.xs)
+    if (c->conn.xs && !c->shared && !c->guest)
         xsc_release(&c->conn);
+    xsc_drop_token(&c->conn);
     xsc_close(&c->conn);
     if (c->mine)
         munmap((void *)c->mine, SHBUF_PAGE_SIZE);
     free(c);
 }
 
-static int xsnd_card_connect(struct xsnd_card *c)
+/* Under xsnd_cards_lock (the listener's snapshot): the current link's rings and the streams in use;
+ * false when the card is going or its link is lost (no keeper for those). */
+static bool xsnd_card_snapshot(void *ctx, struct xring **rings, const bool **in_use)
+{
+    struct xsnd_card *c = ctx;
+
+    if (c->closing || atomic_load(&c->link->lost))
+        return false;
+    *rings = c->link->rings;
+    *in_use = c->in_use;
+    return true;
+}
+
+/* Under xsnd_cards_lock, once the keeper runs: our claims of the streams we use. */
+static void xsnd_card_now_shared(void *ctx, const int *claim_fds)
+{
+    struct xsnd_card *c = ctx;
+
+    for (unsigned i = 0; i < XSC_MAX_STREAMS; i++)
+        c->claim_fd[i] = claim_fds[i];
+    c->shared = true;
+}
+
+static void xsnd_card_labels(struct xsnd_card *c)
 {
     struct xsc_card *card = &c->conn.card;
-    char err[XSC_ERR_LEN];
-    int rc = xsc_claim(&c->conn, err);
 
-    if (rc < 0) {
-        SNDERR("%s", err);
-        return rc;
-    }
-    if ((rc = xsc_prepare_connect(&c->conn)) < 0)
-        return rc;
-    c->gs = xengntshr_open(NULL, 0);
-    if (!c->gs) {
-        rc = errno ? -errno : -ENODEV;
-        SNDERR("vsnd card %u: cannot open /dev/xen/gntalloc: %s", card->devid, strerror(-rc));
-        return rc;
-    }
-    fcntl(xengntshr_fd(c->gs), F_SETFD, FD_CLOEXEC);
     for (unsigned i = 0; i < card->nstreams; i++) {
         const struct xsc_stream *st = &card->streams[i];
         char label[sizeof(c->labels[i])]; /* st and labels both live in c: no snprintf into c */
@@ -197,11 +226,56 @@ static int xsnd_card_connect(struct xsnd_card *c)
                  st->unique_id[0] ? " (" : "", st->unique_id, st->unique_id[0] ? ")" : "");
         memcpy(c->labels[i], label, sizeof(label));
     }
-    if ((rc = xsnd_link_create(c, &c->link)) < 0)
+}
+
+static int xsnd_open_gntshr(struct xsnd_card *c)
+{
+    c->gs = xengntshr_open(NULL, 0);
+    if (!c->gs) {
+        int rc = errno ? -errno : -ENODEV;
+
+        SNDERR("vsnd card %u: cannot open /dev/xen/gntalloc: %s", c->conn.card.devid, strerror(-rc));
         return rc;
+    }
+    fcntl(xengntshr_fd(c->gs), F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+
+/* Another process of ours may share the card (keeper.c): a guest grants its own buffers and watches
+ * the backend as a holder does; its streams are claimed from the keeper at open. */
+static int xsnd_card_become_guest(struct xsnd_card *c, const char *err)
+{
+    int rc;
+
+    c->guest = true;
+    snprintf(c->busy_err, sizeof(c->busy_err), "%s", err);
+    xsc_drop_token(&c->conn); /* xsc_claim's, never published */
+    if ((rc = xsnd_open_gntshr(c)) < 0)
+        return rc;
+    xsnd_card_labels(c);
     return xsc_watch_backend(&c->conn);
 }
 
+static int xsnd_card_connect(struct xsnd_card *c)
+{
+    char err[XSC_ERR_LEN];
+    int rc = xsc_claim(&c->conn, err);
+    struct xkeep_host host = { &c->conn, c->conn.card.nstreams, &xsnd_cards_lock, c, xsnd_card_snapshot,
+                               xsnd_card_now_shared };
+
+    if (rc == -EBUSY && c->conn.holder_nonce[0] != '-')
+        return xsnd_card_become_guest(c, err);
+    if (rc < 0) {
+        SNDERR("%s", err);
+        return rc;
+    }
+    if ((rc = xsc_prepare_connect(&c->conn)) < 0 || (rc = xsnd_open_gntshr(c)) < 0)
+        return rc;
+    xsnd_card_labels(c);
+    if ((rc = xsnd_link_create(c, &c->link)) < 0 || (rc = xsc_watch_backend(&c->conn)) < 0)
+        return rc;
+    return xkeep_listen_start(&c->listener, &host);
+}
 /* The backend left the card's current link (it restarted, or closed): connects anew, once the
  * backend is at InitWait again (bounded by the timeout). Under xsnd_cards_lock; the PCMs on the
  * old link keep it until they move (xsnd_rejoin). */
@@ -246,6 +320,8 @@ static int xsnd_card_get(int devid, unsigned timeout_ms, struct xsnd_card **out)
 
     if (!c)
         return -ENOMEM;
+    for (unsigned i = 0; i < XSC_MAX_STREAMS; i++)
+        c->claim_fd[i] = -1;
     pthread_mutex_lock(&xsnd_cards_lock);
     rc = xsc_open(&c->conn, devid, timeout_ms);
     if (rc == 0) {
@@ -277,15 +353,21 @@ static int xsnd_card_get(int devid, unsigned timeout_ms, struct xsnd_card **out)
 static void xsnd_card_put(struct xsnd_card *c)
 {
     pthread_mutex_lock(&xsnd_cards_lock);
-    if (--c->refs == 0) {
-        for (struct xsnd_card **pp = &xsnd_cards; *pp; pp = &(*pp)->next) {
-            if (*pp == c) {
-                *pp = c->next;
-                break;
-            }
-        }
-        xsnd_card_teardown(c, true);
+    if (--c->refs) {
+        pthread_mutex_unlock(&xsnd_cards_lock);
+        return;
     }
+    for (struct xsnd_card **pp = &xsnd_cards; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    c->closing = true; /* the listener forks no keeper from now on */
+    pthread_mutex_unlock(&xsnd_cards_lock);
+    xkeep_listen_stop(&c->listener); /* joined without the lock: it may be waiting for it */
+    pthread_mutex_lock(&xsnd_cards_lock);
+    xsnd_card_teardown(c, true);
     pthread_mutex_unlock(&xsnd_cards_lock);
 }
 
@@ -300,8 +382,10 @@ struct xsnd_pcm {
     snd_pcm_ioplug_t io;
     struct xsnd_card *card;
     unsigned sidx;                 /* index into card->conn.card.streams / link->rings */
-    struct xsnd_link *link;        /* the connection this PCM's stream uses (a reference) */
-    struct xring *ring;            /* &link->rings[sidx] */
+    bool have_stream;              /* sidx is ours: in_use[sidx] set, and a claim if shared */
+    struct xsnd_link *link;        /* the connection this PCM's stream uses (a reference); NULL: a guest's */
+    struct xring *ring;            /* &link->rings[sidx], or a guest's own_ring */
+    struct xring own_ring;         /* a guest's stream: relayed by the card's keeper (keeper.c) */
     const struct xsc_stream *cfg;
     bool playback;
     unsigned timeout_ms;
@@ -398,11 +482,22 @@ static void xsnd_mark_dead(struct xsnd_pcm *p, const char *why)
 /* Notices a backend that left the connection (the card's watch: it restarted, or closed). The
  * stream went with it; the application sees an xrun (-EPIPE), which sound servers and
  * snd_pcm_recover answer with prepare, and prepare connects anew (xsnd_rejoin). */
+static bool xsnd_pcm_link_lost(struct xsnd_pcm *p)
+{
+    struct xsnd_card *c = p->card;
+
+    if (p->link)
+        return xsnd_link_lost(c, p->link);
+    if (!atomic_load(&c->guest_lost) && xsc_backend_left(&c->conn))
+        atomic_store(&c->guest_lost, true);
+    return atomic_load(&c->guest_lost);
+}
+
 static bool xsnd_check_lost(struct xsnd_pcm *p)
 {
     if (p->lost)
         return true;
-    if (!xsnd_link_lost(p->card, p->link))
+    if (!xsnd_pcm_link_lost(p))
         return false;
     p->lost = true;
     if (p->opened)
@@ -1013,6 +1108,12 @@ static int xsnd_rejoin(struct xsnd_pcm *p)
 
     xsnd_close_stream(p); /* no CLOSE: the backend that had the stream is gone */
     pthread_mutex_lock(&xsnd_cards_lock);
+    if (p->card->guest || p->card->shared) { /* the keeper's connection, not ours to renew */
+        pthread_mutex_unlock(&xsnd_cards_lock);
+        SNDERR("%s: the backend restarted while the card is shared between processes: close the PCM and "
+               "open it again", p->ring->label);
+        return -ENODEV;
+    }
     rc = xsnd_card_link(p->card, &l);
     if (rc == 0) {
         epoll_ctl(p->epfd, EPOLL_CTL_DEL, xring_fd(p->ring), NULL); /* before its descriptor closes */
@@ -1439,17 +1540,37 @@ static const snd_pcm_ioplug_callback_t xsnd_callback = {
     .delay = xsnd_cb_delay,
 };
 
+/* Lets go of the stream and the card: a relayed stream's claim ends with its ring, our own claim
+ * (shared) is closed; either way the keeper takes the stream back. After CLOSE (xsnd_close_stream). */
+static void xsnd_detach(struct xsnd_pcm *p)
+{
+    struct xsnd_card *c = p->card;
+
+    if (!c)
+        return;
+    if (p->ring)
+        p->ring->on_complete = NULL;
+    if (p->own_ring.relayed)
+        xring_destroy(&p->own_ring);
+    pthread_mutex_lock(&xsnd_cards_lock);
+    if (p->have_stream) {
+        c->in_use[p->sidx] = false;
+        if (c->claim_fd[p->sidx] >= 0)
+            close(c->claim_fd[p->sidx]);
+        c->claim_fd[p->sidx] = -1;
+    }
+    xsnd_link_put(c, p->link);
+    pthread_mutex_unlock(&xsnd_cards_lock);
+    xsnd_card_put(c);
+    p->card = NULL;
+    p->link = NULL;
+    p->ring = NULL;
+    p->have_stream = false;
+}
+
 static void xsnd_free(struct xsnd_pcm *p)
 {
-    if (p->card) {
-        if (p->ring)
-            p->ring->on_complete = NULL;
-        pthread_mutex_lock(&xsnd_cards_lock);
-        p->card->in_use[p->sidx] = false;
-        xsnd_link_put(p->card, p->link);
-        pthread_mutex_unlock(&xsnd_cards_lock);
-        xsnd_card_put(p->card);
-    }
+    xsnd_detach(p);
     xsnd_close_fds(p);
     pthread_mutex_destroy(&p->lock);
     free(p);
@@ -1645,6 +1766,132 @@ static int xsnd_set_constraints(struct xsnd_pcm *p)
     return 0;
 }
 
+/* While the card is shared, our own stream is claimed from its keeper; the ring's previous user
+ * may have been another process (the keeper settled it before answering). */
+static int xsnd_claim_direct(struct xsnd_pcm *p)
+{
+    struct xsnd_card *c = p->card;
+    const char *label = c->labels[p->sidx];
+    long user;
+    int fd, rc = xkeep_claim(c->conn.token_nonce, p->sidx, -1, p->timeout_ms, &fd, &user);
+
+    if (rc == 0) {
+        pthread_mutex_lock(&xsnd_cards_lock);
+        c->claim_fd[p->sidx] = fd;
+        pthread_mutex_unlock(&xsnd_cards_lock);
+        return xring_settle(p->ring) < 0 ? -ENODEV : 0; /* ring.c said why */
+    }
+    if (rc == -EBUSY)
+        SNDERR("%s is in use by process %ld", label, user);
+    else if (rc != -EAGAIN)
+        SNDERR("%s: the process keeping this shared card refused the stream: %s", label, strerror(-rc));
+    return rc;
+}
+
+/* A guest's stream: its request ring and event page are a shadow shared with the keeper (a memfd,
+ * passed with the claim), which relays them to the backend's. */
+static int xsnd_claim_relayed(struct xsnd_pcm *p)
+{
+    struct xsnd_card *c = p->card;
+    const char *label = c->labels[p->sidx];
+    int mfd = memfd_create("pcm_xen-relay", MFD_CLOEXEC), fd, rc;
+    void *shadow = MAP_FAILED;
+    long user;
+
+    if (mfd >= 0 && ftruncate(mfd, XKEEP_SHADOW_BYTES) == 0)
+        shadow = mmap(NULL, XKEEP_SHADOW_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    if (shadow == MAP_FAILED) {
+        rc = -errno;
+        SNDERR("%s: cannot make the pages to share with the card's keeper: %s", label, strerror(-rc));
+        if (mfd >= 0)
+            close(mfd);
+        return rc;
+    }
+    xring_create_relay(&p->own_ring, -1, shadow, p->timeout_ms, label);
+    rc = xkeep_claim(c->conn.holder_nonce, p->sidx, mfd, p->timeout_ms, &fd, &user);
+    close(mfd);
+    if (rc == 0) {
+        p->own_ring.relay_fd = fd;
+        p->ring = &p->own_ring;
+        return 0;
+    }
+    xring_destroy(&p->own_ring);
+    if (rc == -EBUSY && user > 0) {
+        SNDERR("%s is in use by process %ld", label, user);
+    } else if (rc == -EPERM || rc == -EBUSY) {
+        SNDERR("%s", c->busy_err); /* another user's card: as before sharing existed */
+        rc = -EBUSY;
+    } else if (rc != -EAGAIN) {
+        SNDERR("%s: process %ld holds the card and could not share it: %s", label, c->conn.holder_pid,
+               strerror(-rc));
+    }
+    return rc;
+}
+
+/* Finds the card and our stream on it: its ring, ours or relayed (keeper.c). -EAGAIN: the card's
+ * keeper was ending as we came (or the holder is closing it); the caller tries again. */
+static int xsnd_attach(struct xsnd_pcm *p, const struct xsnd_options *opt)
+{
+    struct xsnd_card *c;
+    bool shared = false;
+    int rc, sidx;
+
+    if ((rc = xsnd_card_get((int)opt->card, p->timeout_ms, &p->card)) < 0)
+        return rc;
+    c = p->card;
+    pthread_mutex_lock(&xsnd_cards_lock);
+    sidx = xsnd_pick_stream(&c->conn.card, opt, p->playback);
+    if (sidx >= 0 && c->in_use[sidx]) {
+        SNDERR("%s is already open in this process", c->labels[sidx]);
+        sidx = -EBUSY;
+    }
+    if (sidx >= 0 && !c->guest && (rc = xsnd_card_link(c, &p->link)) < 0)
+        sidx = rc; /* the backend restarted and did not come back */
+    if (sidx >= 0) {
+        c->in_use[sidx] = true;
+        p->have_stream = true;
+        p->sidx = (unsigned)sidx;
+        shared = c->shared;
+    }
+    pthread_mutex_unlock(&xsnd_cards_lock);
+    if (sidx < 0)
+        return sidx;
+    p->cfg = &c->conn.card.streams[sidx];
+    if (c->guest) {
+        rc = xsnd_claim_relayed(p);
+    } else {
+        p->ring = &p->link->rings[sidx];
+        rc = shared ? xsnd_claim_direct(p) : 0;
+    }
+    if (rc < 0)
+        return rc;
+    p->ring->on_complete = xsnd_on_complete;
+    p->ring->ctx = p;
+    p->ring->quiet = p->playback; /* polled at every update; READ answers carry capture data */
+    return 0;
+}
+
+/* A keeper that is ending refuses nothing: it is gone moments later and the card is free. */
+static int xsnd_attach_retrying(struct xsnd_pcm *p, const struct xsnd_options *opt)
+{
+    long long deadline = xring_now_ms() + p->timeout_ms;
+    int rc;
+
+    while ((rc = xsnd_attach(p, opt)) == -EAGAIN && xring_now_ms() < deadline) {
+        xsnd_detach(p);
+        usleep(20000); /* bounded by the deadline */
+    }
+    if (rc == -EAGAIN) {
+        if (p->card && p->card->guest)
+            SNDERR("%s", p->card->busy_err);
+        else
+            SNDERR("vsnd card: the process keeping it shared between processes did not answer within %u ms",
+                   p->timeout_ms);
+        rc = -EBUSY;
+    }
+    return rc;
+}
+
 static int xsnd_make_poll_fd(struct xsnd_pcm *p)
 {
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -1662,7 +1909,7 @@ SND_PCM_PLUGIN_DEFINE_FUNC(xen)
     struct xsnd_options opt;
     struct xsnd_pcm *p;
     bool playback = stream == SND_PCM_STREAM_PLAYBACK;
-    int rc, sidx;
+    int rc;
 
     (void)root;
     if ((rc = xsnd_parse_options(conf, &opt)) < 0)
@@ -1676,32 +1923,10 @@ SND_PCM_PLUGIN_DEFINE_FUNC(xen)
     pthread_mutex_init(&p->lock, NULL);
     p->playback = playback;
     p->timeout_ms = (unsigned)opt.timeout_ms;
-    if ((rc = xsnd_card_get((int)opt.card, p->timeout_ms, &p->card)) < 0) {
-        free(p);
+    if ((rc = xsnd_attach_retrying(p, &opt)) < 0) {
+        xsnd_free(p);
         return rc;
     }
-    pthread_mutex_lock(&xsnd_cards_lock);
-    sidx = xsnd_pick_stream(&p->card->conn.card, &opt, playback);
-    if (sidx >= 0 && p->card->in_use[sidx]) {
-        SNDERR("%s is already open in this process", p->card->labels[sidx]);
-        sidx = -EBUSY;
-    }
-    if (sidx >= 0 && (rc = xsnd_card_link(p->card, &p->link)) < 0)
-        sidx = rc; /* the backend restarted and did not come back */
-    if (sidx >= 0)
-        p->card->in_use[sidx] = true;
-    pthread_mutex_unlock(&xsnd_cards_lock);
-    if (sidx < 0) {
-        xsnd_card_put(p->card);
-        free(p);
-        return sidx;
-    }
-    p->sidx = (unsigned)sidx;
-    p->ring = &p->link->rings[sidx];
-    p->cfg = &p->card->conn.card.streams[sidx];
-    p->ring->on_complete = xsnd_on_complete;
-    p->ring->ctx = p;
-    p->ring->quiet = p->playback; /* polled at every update; READ answers carry capture data */
     p->boundary = LONG_MAX; /* until sw_params says */
     p->avail_min = 1;
     if ((rc = xsnd_make_poll_fd(p)) < 0) {

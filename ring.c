@@ -19,7 +19,10 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <alsa/asoundlib.h>
 
@@ -73,6 +76,7 @@ int xring_create(struct xring *r, xengntshr_handle *gs, unsigned be_domid, unsig
     xenevtchn_port_or_error_t p;
 
     memset(r, 0, sizeof(*r));
+    r->relay_fd = -1;
     r->label = label;
     r->gs = gs;
     r->be_domid = be_domid;
@@ -123,6 +127,13 @@ int xring_create(struct xring *r, xengntshr_handle *gs, unsigned be_domid, unsig
 
 void xring_destroy(struct xring *r)
 {
+    if (r->relayed) {
+        if (r->relay_fd >= 0)
+            close(r->relay_fd);
+        munmap(r->ring_page, 2 * XRING_PAGE_SIZE);
+        memset(r, 0, sizeof(*r));
+        return;
+    }
     if (r->xce) {
         if (r->port)
             xenevtchn_unbind(r->xce, r->port);
@@ -138,9 +149,44 @@ void xring_destroy(struct xring *r)
     memset(r, 0, sizeof(*r));
 }
 
+void xring_leave(struct xring *r)
+{
+    /* No unbind: the ports belong to the open file, which the keeper still has. Our mappings go
+     * (a munmap on Xen): the keeper's keep the grants. */
+    r->port = r->evt_port = 0;
+    xring_destroy(r);
+}
+
+void xring_create_relay(struct xring *r, int relay_fd, void *shadow, unsigned timeout_ms, const char *label)
+{
+    memset(r, 0, sizeof(*r));
+    r->relayed = true;
+    r->relay_fd = relay_fd;
+    r->label = label;
+    r->timeout_ms = timeout_ms;
+    r->ring_page = shadow;
+    r->evt_page = (char *)shadow + XRING_PAGE_SIZE;
+    /* Shared with the keeper only after this (the claim that carries its descriptor). */
+    SHARED_RING_INIT((xen_sndif_sring_t *)r->ring_page);
+    FRONT_RING_INIT(&r->fr, (xen_sndif_sring_t *)r->ring_page, XRING_PAGE_SIZE);
+    memset(r->evt_page, 0, XRING_PAGE_SIZE);
+}
+
 int xring_fd(const struct xring *r)
 {
-    return xenevtchn_fd(r->xce);
+    return r->relayed ? r->relay_fd : xenevtchn_fd(r->xce);
+}
+
+/* Tells the other end that the request ring moved: the backend's event channel, or the keeper. */
+static void xring_notify(struct xring *r)
+{
+    static const char wake = 'n';
+
+    if (!r->relayed)
+        xenevtchn_notify(r->xce, r->port);
+    else if (send(r->relay_fd, &wake, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN)
+        xring_fail(r, -EPIPE, "the process keeping this shared card (its keeper) is gone");
+    /* EAGAIN: the keeper has wake-ups queued already; it reads the whole ring at each. */
 }
 
 int xring_submit(struct xring *r, struct xensnd_req *req, uint64_t cookie, uint16_t *id_out)
@@ -170,7 +216,7 @@ int xring_submit(struct xring *r, struct xensnd_req *req, uint64_t cookie, uint1
      * sees the request or we see its req_event and notify. Linux: virt_wmb, virt_mb, same macro. */
     RING_PUSH_REQUESTS_AND_CHECK_NOTIFY(&r->fr, notify);
     if (notify)
-        xenevtchn_notify(r->xce, r->port);
+        xring_notify(r);
     if (id_out)
         *id_out = req->id;
     return 0;
@@ -316,8 +362,23 @@ int xring_events(struct xring *r, uint64_t *pos, bool *have)
     return 0;
 }
 
+/* A relayed ring's wake-up: one message from the keeper; its end of the socket closing means it
+ * is gone, and with it the stream (its user sees the error once). */
+static void xring_ack_relay(struct xring *r)
+{
+    char wake[16];
+    ssize_t n = recv(r->relay_fd, wake, sizeof(wake), MSG_DONTWAIT);
+
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+        xring_fail(r, -EPIPE, "the process keeping this shared card (its keeper) is gone");
+}
+
 void xring_ack(struct xring *r)
 {
+    if (r->relayed) {
+        xring_ack_relay(r);
+        return;
+    }
     /* One delivery per call (a read of the non-blocking descriptor, EAGAIN when none): the
      * ring and the event page are read whole whichever port fired, and a second pending
      * delivery keeps the descriptor readable for the caller's next poll. */
@@ -329,7 +390,7 @@ void xring_ack(struct xring *r)
 
 int xring_wait(struct xring *r, int timeout_ms)
 {
-    struct pollfd pfd = { .fd = xenevtchn_fd(r->xce), .events = POLLIN };
+    struct pollfd pfd = { .fd = xring_fd(r), .events = POLLIN };
     int n = poll(&pfd, 1, timeout_ms);
 
     return n > 0;
@@ -416,4 +477,149 @@ int xring_call(struct xring *r, struct xensnd_req *req, struct xensnd_resp *rsp)
     if (rsp)
         *rsp = r->wait_rsp;
     return r->wait_status;
+}
+
+/* ---------------------------------------------------------------- taking over, relaying (keeper.c) */
+
+int xring_settle(struct xring *r)
+{
+    xen_sndif_sring_t *s = r->fr.sring;
+    struct xensnd_event_page *page = r->evt_page;
+    long long deadline = xring_now_ms() + r->timeout_ms;
+    RING_IDX req, rsp;
+
+    r->error = 0;
+    for (;;) {
+        /* Both indexes are shared (the previous user's and the backend's): each read once. */
+        req = *(volatile RING_IDX *)&s->req_prod;
+        rsp = *(volatile RING_IDX *)&s->rsp_prod;
+        xen_rmb();
+        if (req - rsp > RING_SIZE(&r->fr)) {
+            xring_fail(r, -EIO, "backend's ring indexes are corrupted");
+            return r->error;
+        }
+        if (req == rsp)
+            break;
+        if (xring_now_ms() > deadline) {
+            char why[128];
+
+            snprintf(why, sizeof(why), "backend did not answer the requests of the stream's previous user "
+                     "within %u ms", r->timeout_ms);
+            xring_fail(r, -ETIMEDOUT, why);
+            return r->error;
+        }
+        /* The previous user may have held notifications off (xring_rearm): ask for the next. */
+        s->rsp_event = rsp + 1;
+        xen_mb(); /* rsp_event out before rsp_prod is read again */
+        xring_wait(r, 100); /* bounded by the deadline above */
+        xring_ack(r);
+    }
+    r->fr.req_prod_pvt = req;
+    r->fr.rsp_cons = rsp;
+    s->rsp_event = rsp + 1;
+    r->evt_cons = *(volatile uint32_t *)&page->in_prod; /* stale positions: dropped */
+    xen_mb(); /* the event slots are not read: only the index is handed back */
+    *(volatile uint32_t *)&page->in_cons = r->evt_cons;
+    memset(r->inflight, 0, sizeof(r->inflight));
+    r->ninflight = 0;
+    r->waiting = r->wait_done = r->in_wait = false;
+    return 0;
+}
+
+int xring_bridge_requests(struct xring *r, xen_sndif_back_ring_t *sh)
+{
+    int notify = 0, more = 0;
+
+    if (r->error)
+        return r->error;
+    do {
+        /* The shadow's req_prod is its user's: read once, checked, then the barrier before the slots. */
+        RING_IDX rp = *(volatile RING_IDX *)&sh->sring->req_prod;
+
+        xen_rmb();
+        if (RING_REQUEST_PROD_OVERFLOW(sh, rp))
+            return -EPROTO;
+        while (sh->req_cons != rp && !RING_FULL(&r->fr)) {
+            struct xensnd_req req;
+
+            RING_COPY_REQUEST(sh, sh->req_cons, &req); /* one copy of the user's slot */
+            sh->req_cons++;
+            /* The backend's slot, ours until req_prod passes it (as in xring_submit). */
+            memcpy(RING_GET_REQUEST(&r->fr, r->fr.req_prod_pvt), &req, sizeof(req));
+            r->fr.req_prod_pvt++;
+        }
+        if (RING_FULL(&r->fr))
+            break; /* the rest waits for responses: xring_bridge_responses' caller comes back */
+        RING_FINAL_CHECK_FOR_REQUESTS(sh, more); /* req_event, xen_mb, req_prod again */
+    } while (more);
+    /* As xring_submit: xen_wmb before req_prod, xen_mb before req_event. */
+    RING_PUSH_REQUESTS_AND_CHECK_NOTIFY(&r->fr, notify);
+    if (notify)
+        xenevtchn_notify(r->xce, r->port);
+    return 0;
+}
+
+int xring_bridge_responses(struct xring *r, xen_sndif_back_ring_t *sh, bool *notify)
+{
+    int more = 0, wake = 0;
+
+    *notify = false;
+    if (r->error)
+        return r->error;
+    do {
+        /* As xring_take_responses: rsp_prod read once, xen_rmb, checked against what is in flight. */
+        RING_IDX rp = *(volatile RING_IDX *)&r->fr.sring->rsp_prod;
+
+        xen_rmb();
+        if (RING_RESPONSE_PROD_OVERFLOW(&r->fr, rp) || rp - r->fr.rsp_cons > r->fr.req_prod_pvt - r->fr.rsp_cons) {
+            xring_fail(r, -EIO, "backend produced more responses than requests (ring corrupted)");
+            return r->error;
+        }
+        for (; r->fr.rsp_cons != rp; r->fr.rsp_cons++) {
+            struct xensnd_resp rsp;
+
+            RING_COPY_RESPONSE(&r->fr, r->fr.rsp_cons, &rsp); /* one copy of the backend's slot */
+            if (sh->rsp_prod_pvt == sh->req_cons)
+                continue; /* answers none of this user's requests: never reaches it */
+            /* The shadow's response slot: its request was consumed, the slot is ours to fill. */
+            memcpy(RING_GET_RESPONSE(sh, sh->rsp_prod_pvt), &rsp, sizeof(rsp));
+            sh->rsp_prod_pvt++;
+        }
+        RING_FINAL_CHECK_FOR_RESPONSES(&r->fr, more); /* rsp_event, xen_mb, rsp_prod again */
+    } while (more);
+    /* xen_wmb before rsp_prod, xen_mb before the user's rsp_event (its quiet hold-off is kept). */
+    RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(sh, wake);
+    *notify = wake != 0;
+    return 0;
+}
+
+int xring_bridge_events(struct xring *r, struct xensnd_event_page *sh_evt, bool *notify)
+{
+    struct xensnd_event_page *page = r->evt_page;
+    uint32_t prod = *(volatile uint32_t *)&page->in_prod; /* the backend's: once, as xring_events */
+
+    *notify = false;
+    if (r->error)
+        return r->error;
+    xen_rmb();
+    if (prod - r->evt_cons > XENSND_IN_RING_LEN) {
+        xring_fail(r, -EIO, "backend's event page index is corrupted");
+        return r->error;
+    }
+    for (; r->evt_cons != prod; r->evt_cons++) {
+        struct xensnd_evt evt;
+        /* The shadow's in_prod is ours to write, in_cons its user's: each read once. */
+        uint32_t sp = *(volatile uint32_t *)&sh_evt->in_prod, sc = *(volatile uint32_t *)&sh_evt->in_cons;
+
+        memcpy(&evt, (const void *)&XENSND_IN_RING_REF(page, r->evt_cons), sizeof(evt));
+        if (sp - sc >= XENSND_IN_RING_LEN)
+            continue; /* its user reads none: a position it will not miss (the next one replaces it) */
+        memcpy(&XENSND_IN_RING_REF(sh_evt, sp), &evt, sizeof(evt));
+        xen_wmb(); /* the slot before the index that publishes it */
+        *(volatile uint32_t *)&sh_evt->in_prod = sp + 1;
+        *notify = true;
+    }
+    xen_mb(); /* as xring_events: slots read before in_cons hands them back */
+    *(volatile uint32_t *)&page->in_cons = r->evt_cons;
+    return 0;
 }

@@ -49,6 +49,11 @@ struct xring {
     unsigned timeout_ms;
     xengntshr_handle *gs;         /* shared with the card; not owned */
     xenevtchn_handle *xce;        /* this stream's own handle: its fd is the stream's poll fd */
+    /* A stream relayed by the card's keeper (keeper.c): ring_page and evt_page are a shadow shared
+     * with the keeper, which copies them to and from the backend's; relay_fd (a socket to it)
+     * carries the notifications both ways and replaces xce (NULL). -1 when not relayed. */
+    bool relayed;
+    int relay_fd;
     /* Shared with the backend (granted pages): the request ring and the event page. */
     void *ring_page, *evt_page;
     uint32_t ring_ref, evt_ref;
@@ -75,6 +80,12 @@ struct xring {
 int xring_create(struct xring *r, xengntshr_handle *gs, unsigned be_domid, unsigned timeout_ms,
                  const char *label);
 void xring_destroy(struct xring *r);
+/* A stream relayed by the card's keeper: `shadow` is two pages (request ring, event page) shared
+ * with the keeper and relay_fd the socket to it; the ring takes both over. */
+void xring_create_relay(struct xring *r, int relay_fd, void *shadow, unsigned timeout_ms, const char *label);
+/* Lets go of this process's handles without unbinding the event channels: another process (the
+ * keeper, a fork()ed child sharing the same /dev/xen/evtchn open file) goes on using them. */
+void xring_leave(struct xring *r);
 
 /* Queues a request without waiting; -EAGAIN when the ring is full. *id_out may be NULL. */
 int xring_submit(struct xring *r, struct xensnd_req *req, uint64_t cookie, uint16_t *id_out);
@@ -97,6 +108,19 @@ int xring_wait(struct xring *r, int timeout_ms);
 int xring_fd(const struct xring *r);
 /* Waits until fewer than `max` requests are in flight; -ETIMEDOUT after timeout_ms. */
 int xring_drain(struct xring *r, unsigned max);
+
+/* Taking over a ring another process used (keeper.c): waits (bounded by timeout_ms) until the
+ * backend answered every request on it, drops those answers and the events, and takes the shared
+ * indexes as ours. -ETIMEDOUT (the ring then stays unusable) or 0. */
+int xring_settle(struct xring *r);
+
+/* The keeper's bridge between a relayed stream's shadow (sh: the back end of its request ring,
+ * sh_evt its event page) and the backend's ring r. Each copies what is there now, never blocks,
+ * and validates both sides: < 0 when the shadow's indexes are impossible (the user is dropped) or
+ * the backend's are (r->error set). *notify: the shadow's user needs a wake-up. */
+int xring_bridge_requests(struct xring *r, xen_sndif_back_ring_t *sh);
+int xring_bridge_responses(struct xring *r, xen_sndif_back_ring_t *sh, bool *notify);
+int xring_bridge_events(struct xring *r, struct xensnd_event_page *sh_evt, bool *notify);
 
 const char *xring_op_name(unsigned op);
 long long xring_now_ms(void);

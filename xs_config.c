@@ -734,6 +734,12 @@ static void xsc_holder_path(struct xsc_conn *c, char *path, size_t cap)
     snprintf(path, cap, "/local/domain/%u/data/pcm_xen/vsnd-%u/holder", c->card.own_domid, c->card.devid);
 }
 
+/* "PID STARTTIME" of the card's keeper while processes share it (keeper.c): it outlives the holder. */
+static void xsc_keeper_path(struct xsc_conn *c, char *path, size_t cap)
+{
+    snprintf(path, cap, "/local/domain/%u/data/pcm_xen/vsnd-%u/keeper", c->card.own_domid, c->card.devid);
+}
+
 /* The inode of one of this process's namespaces (/proc/self/ns/KIND), 0 when unknown (no /proc). */
 static unsigned long long xsc_ns_id(const char *kind)
 {
@@ -754,7 +760,8 @@ static socklen_t xsc_token_addr(const char *nonce, struct sockaddr_un *sa)
     return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(sa->sun_path + 1));
 }
 
-/* Binds our token under a fresh random nonce; -1 when sockets are unavailable (a sandbox). */
+/* Binds our token under a fresh random nonce and listens on it (the processes of our user that
+ * come to share the card connect there: keeper.c); -1 when sockets are unavailable (a sandbox). */
 static int xsc_token_bind(char nonce[XSC_NONCE_LEN + 1])
 {
     struct sockaddr_un sa;
@@ -765,10 +772,10 @@ static int xsc_token_bind(char nonce[XSC_NONCE_LEN + 1])
         return -1;
     for (size_t i = 0; i < sizeof(r); i++)
         snprintf(nonce + 2 * i, 3, "%02x", r[i]);
-    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    if (bind(fd, (struct sockaddr *)&sa, xsc_token_addr(nonce, &sa)) < 0) {
+    if (bind(fd, (struct sockaddr *)&sa, xsc_token_addr(nonce, &sa)) < 0 || listen(fd, 16) < 0) {
         close(fd);
         return -1;
     }
@@ -779,7 +786,8 @@ static int xsc_token_bind(char nonce[XSC_NONCE_LEN + 1])
 static int xsc_token_bound(const char *nonce)
 {
     struct sockaddr_un sa;
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc;
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0), rc; /* the token's type: older kernels keep
+                                                                     * one abstract name space per type */
 
     if (fd < 0)
         return -1;
@@ -838,6 +846,22 @@ static bool xsc_holder_alive(const struct xsc_holder *h, bool *unsure)
     return true;
 }
 
+/* Does the keeper node name a live process? The keeper is a fork of the holder, in its PID
+ * namespace: only checked from there (elsewhere the token, which the keeper holds, answers). */
+static bool xsc_keeper_alive(const char *rec, const struct xsc_holder *h)
+{
+    unsigned long long start;
+    long pid;
+
+    if (!rec || sscanf(rec, "%ld %llu", &pid, &start) != 2 || pid <= 0)
+        return false;
+    if (h->fields == 5 && h->pidns != xsc_ns_id("pid"))
+        return false;
+    if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+        return false;
+    return xsc_proc_starttime(pid) == start;
+}
+
 /* The refusal naming a live holder (and, when it cannot be checked from here, how to clear it). */
 static void xsc_busy(struct xsc_conn *c, const struct xsc_holder *h, bool unsure, const char *path, char *err)
 {
@@ -850,9 +874,10 @@ static void xsc_busy(struct xsc_conn *c, const struct xsc_holder *h, bool unsure
 
 int xsc_claim(struct xsc_conn *c, char *err)
 {
-    char path[XSC_PATH], me[160], nonce[XSC_NONCE_LEN + 1] = "-";
+    char path[XSC_PATH], kpath[XSC_PATH], me[160], nonce[XSC_NONCE_LEN + 1] = "-";
 
     xsc_holder_path(c, path, sizeof(path));
+    xsc_keeper_path(c, kpath, sizeof(kpath));
     if (c->token_fd < 0)
         c->token_fd = xsc_token_bind(nonce);
     else
@@ -866,8 +891,8 @@ int xsc_claim(struct xsc_conn *c, char *err)
     for (int attempt = 0; attempt < 16; attempt++) {
         xs_transaction_t t = xs_transaction_start(c->xs);
         struct xsc_holder h;
-        bool unsure;
-        char *rec;
+        bool unsure = false;
+        char *rec, *krec;
         int e;
 
         if (!t) {
@@ -876,13 +901,21 @@ int xsc_claim(struct xsc_conn *c, char *err)
             return -e;
         }
         rec = xs_read(c->xs, t, path, NULL);
-        if (xsc_holder_parse(rec, &h) && xsc_holder_alive(&h, &unsure)) {
+        krec = xs_read(c->xs, t, kpath, NULL);
+        if (xsc_holder_parse(rec, &h) && (xsc_keeper_alive(krec, &h) || xsc_holder_alive(&h, &unsure))) {
             free(rec);
+            free(krec);
             xs_transaction_end(c->xs, t, true);
             xsc_busy(c, &h, unsure, path, err);
+            /* Where a process of our user may ask to share it (keeper.c). */
+            memcpy(c->holder_nonce, h.fields == 5 ? h.nonce : "-", h.fields == 5 ? sizeof(h.nonce) : 2);
+            c->holder_pid = h.pid;
             return -EBUSY;
         }
         free(rec);
+        if (krec)
+            xs_rm(c->xs, t, kpath); /* a dead keeper's: the card is ours now */
+        free(krec);
         if (!xs_write(c->xs, t, path, me, strlen(me))) {
             e = errno ? errno : EIO;
             xs_transaction_end(c->xs, t, true);
@@ -913,6 +946,49 @@ void xsc_release(struct xsc_conn *c)
         xs_rm(c->xs, XBT_NULL, path);
     free(rec);
     xsc_drop_token(c);
+}
+
+int xsc_record_keeper(struct xsc_conn *c)
+{
+    char path[XSC_PATH], me[64];
+
+    xsc_keeper_path(c, path, sizeof(path));
+    snprintf(me, sizeof(me), "%ld %llu", (long)getpid(), xsc_proc_starttime(getpid()));
+    return xs_write(c->xs, XBT_NULL, path, me, strlen(me)) ? 0 : -EIO;
+}
+
+void xsc_release_keeper(struct xsc_conn *c)
+{
+    char path[XSC_PATH], kpath[XSC_PATH], *rec;
+    struct xsc_holder h;
+
+    /* The holder record of this card's connection (our nonce), whichever process wrote it. */
+    xsc_holder_path(c, path, sizeof(path));
+    xsc_keeper_path(c, kpath, sizeof(kpath));
+    rec = xs_read(c->xs, XBT_NULL, path, NULL);
+    if (xsc_holder_parse(rec, &h) && h.fields == 5 && !strcmp(h.nonce, c->token_nonce))
+        xs_rm(c->xs, XBT_NULL, path);
+    free(rec);
+    xs_rm(c->xs, XBT_NULL, kpath);
+    xsc_drop_token(c);
+}
+
+int xsc_token_connect(const char *nonce)
+{
+    struct sockaddr_un sa;
+    int fd, e;
+
+    if (!nonce[0] || nonce[0] == '-')
+        return -ECONNREFUSED; /* a holder without a token (an older plugin, or a sandbox) */
+    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&sa, xsc_token_addr(nonce, &sa)) < 0) {
+        e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
 }
 
 void xsc_drop_token(struct xsc_conn *c)

@@ -75,6 +75,9 @@ struct xsc_conn {
     unsigned timeout_ms;
     int token_fd;                          /* our liveness token while we hold the card, else -1 */
     char token_nonce[XSC_NONCE_LEN + 1];   /* its name's nonce ("-": no token) */
+    /* After xsc_claim's -EBUSY: the live holder and its token's nonce ("-": none). */
+    char holder_nonce[XSC_NONCE_LEN + 1];
+    long holder_pid;
 };
 
 /* Per-stream transport keys published in the handshake. */
@@ -93,6 +96,13 @@ void xsc_close(struct xsc_conn *c);
  * pid in err when another live process has it, or one that cannot be checked from here. */
 int xsc_claim(struct xsc_conn *c, char *err);
 void xsc_release(struct xsc_conn *c);
+/* The card's keeper (keeper.c, a fork of the holder that outlives it while processes share the card)
+ * names itself under data/, so that the card counts as held while it lives. */
+int xsc_record_keeper(struct xsc_conn *c);
+/* The keeper's last act: removes the card's holder record (this connection's nonce) and its own. */
+void xsc_release_keeper(struct xsc_conn *c);
+/* Connects to the token `nonce` (a listening socket: the holder's, or its keeper's); fd or -errno. */
+int xsc_token_connect(const char *nonce);
 /* Closes this process's copy of the token without touching the record (a fork()ed child's close). */
 void xsc_drop_token(struct xsc_conn *c);
 

@@ -140,7 +140,7 @@ demo: deps
 PLUGIN_TESTS = test/plugin/test-playback test/plugin/test-capture test/plugin/test-negotiation \
                test/plugin/test-lifecycle test/plugin/test-faults test/plugin/test-behaviour \
                test/plugin/test-config test/plugin/test-positions test/plugin/test-threads \
-               test/plugin/test-formats test/plugin/test-restart test/plugin/test-bigbuffer
+               test/plugin/test-formats test/plugin/test-restart test/plugin/test-bigbuffer test/plugin/test-share
 CHECK_TESTS += $(PLUGIN_TESTS)
 
 # Interoperability (issue 9): xen-troops snd_be as the backend, sound servers and applications on top,

@@ -155,6 +155,31 @@ pl_capture() {
         -r $(xt_media "$1" rate) -c $(xt_media "$1" channels) -s $frames /tmp/capture.raw")"
 }
 
+# pl_share: aplay and arecord of one card in two processes at once, as PL_USER (issue 14): the second
+# process shares the card through the first one's keeper. Both bit-exact; once both ended, the card is
+# disconnected (frontend Initialising, backend InitWait) and no keeper process is left in the domU.
+pl_share() {
+    local m=s16_le-48000-2 frames bytes want out got
+    frames=$(($(xt_media "$m" frames) / 2))
+    bytes=$((frames * $(xt_media "$m" channels) * $(xt_media "$m" bits) / 8))
+    want=$(head -c "$bytes" "/xt/media/$m.raw" | xt_md5)
+    cp "/xt/media/$m.wav" "$XT_CAPTURE"
+    rm -rf "${XT_SNDBACK_OUT:?}"/*
+    out=$(in_domu -t 120 "$(pl_user "rm -f /tmp/share.raw; aplay -q --fatal-errors -D xen /xt/media/$m.wav & a=\$!; sleep 0.3; \
+        arecord -q --fatal-errors -D xen -t raw -f $(xt_media_alsa_format "$m") -r $(xt_media "$m" rate) \
+        -c $(xt_media "$m" channels) -s $frames /tmp/share.raw; r=\$?; wait \$a; echo rc \$? \$r; \
+        wc -c </tmp/share.raw; md5sum </tmp/share.raw")" 2>&1) || { echo "$out" | tail -n 3 >&2; return 1; }
+    echo "$out" | grep -qx "rc 0 0" || { echo "aplay and arecord: $(echo "$out" | tr '\n' ' ')" >&2; return 1; }
+    got=$(echo "$out" | tail -n 2 | tr '\n' ' ' | awk '{ print $1, $2 }')
+    [ "$got" = "$bytes $want" ] ||
+        { echo "arecord beside aplay captured (bytes md5) '$got', expected '$bytes $want'" >&2; return 1; }
+    pl_check_played "$XT_SNDBACK_OUT/pb0.wav" "$m" || return 1
+    xt_wait 20 "frontend Initialising, backend InitWait" xt_states_are 1 2 ||
+        { echo "after both: frontend state $(xt_fe_state), backend state $(xt_be_state)" >&2; return 1; }
+    out=$(in_domu "cat /proc/[0-9]*/comm 2>/dev/null | grep -c pcm_xen-keeper")
+    [ "$out" = 0 ] || { echo "$out keeper process(es) left in the domU" >&2; return 1; }
+}
+
 # pl_check_played WAV MEDIA: sndback's WAV has MEDIA's format and its audio data byte for byte, then
 # nothing but silence shorter than the card's buffer-size (aplay's padding of its last period).
 # (xt_expect_playback's checks, for a file of a run that made many.)
@@ -230,8 +255,8 @@ pl_cycles_of() {
 PL_SETUP_WHAT="$PL_PKG installed by dpkg -i (make deb's .deb)"
 pl_plugin_cases() {
     local m
-    # setup, kernel-driver, kfe-unload, not-in-audio, cycles, then aplay, aplay -M and arecord per medium
-    xt_plan $((5 + 3 * $(echo $PL_MEDIA | wc -w)))
+    # setup, kernel-driver, kfe-unload, not-in-audio, cycles, aplay, aplay -M and arecord per medium, share
+    xt_plan $((6 + 3 * $(echo $PL_MEDIA | wc -w)))
     xt_step "plugin: the udev rule's GROUP/MODE on /dev/xen/*, user $PL_USER"
     check "xen/plugin/setup: $PL_SETUP_WHAT, /dev/xen/{evtchn,gntalloc,xenbus} root:audio 0660, $PL_USER in audio" \
         pl_grant_audio || return
@@ -259,6 +284,8 @@ pl_plugin_cases() {
         xt_step "plugin: arecord -D xen $m"
         check "xen/plugin/arecord-$m: arecord -D xen as $PL_USER, sndback's WAV source captured bit-exact" pl_capture "$m"
     done
+    xt_step "plugin: aplay and arecord in two processes at once (one card shared)"
+    check "xen/plugin/share: aplay and arecord -D xen in two processes of $PL_USER at once, both bit-exact; then the card disconnected, no keeper left" pl_share
 }
 
 run_cases() { pl_plugin_cases; }

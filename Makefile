@@ -57,7 +57,7 @@ uninstall:
 	      $(DESTDIR)$(ALSA_CONF_DIR)/50-pcm-xen.conf
 
 # Unit tests of the plugin's pure parts (no Xen needed).
-UNIT_TESTS = $(BUILD)/unit/test-xs-config $(BUILD)/unit/test-ring
+UNIT_TESTS = $(BUILD)/unit/test-xs-config $(BUILD)/unit/test-ring $(BUILD)/unit/test-bridge
 all: $(UNIT_TESTS)
 $(BUILD)/unit/test-xs-config: test/unit/test-xs-config.c xs_config.c xs_config.h
 	@mkdir -p $(@D)
@@ -66,6 +66,10 @@ $(BUILD)/unit/test-xs-config: test/unit/test-xs-config.c xs_config.c xs_config.h
 $(BUILD)/unit/test-ring: test/unit/test-ring.c ring.c ring.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -I. -o $@ test/unit/test-ring.c ring.c $(LDFLAGS_COMMON) $(ALSA_LIBS) $(XEN_LIBS)
+# ring.c's bridge and settle (the keeper's, keeper.c) over pages of the test's own.
+$(BUILD)/unit/test-bridge: test/unit/test-bridge.c ring.c ring.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -I. -o $@ test/unit/test-bridge.c ring.c $(LDFLAGS_COMMON) $(ALSA_LIBS) $(XEN_LIBS)
 CHECK_TESTS += test/unit/run-unit
 # A full-duplex client for the demo (one process plays and records, as a card allows).
 $(BUILD)/duplex: test/plugin/duplex.c

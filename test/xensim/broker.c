@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -37,7 +38,7 @@ _Static_assert(XSIM_GNT_MAX_LIMIT == BR_NR_REFS - BR_FIRST_REF, "a share may tak
 
 enum br_port_state { BR_PORT_FREE, BR_PORT_RESERVED, BR_PORT_UNBOUND, BR_PORT_INTERDOMAIN };
 
-struct br_conn;
+struct br_evh;
 
 struct br_port {
     uint8_t state;           /* enum br_port_state */
@@ -45,7 +46,7 @@ struct br_port {
     bool pending;            /* an event came while masked: delivered again on unmask */
     uint16_t remote_dom;     /* UNBOUND: the only domain that may bind it; INTERDOMAIN: the peer */
     uint32_t remote_port;    /* INTERDOMAIN: the peer's port */
-    struct br_conn *owner;   /* the evtchn handle it is delivered to; NULL once unbound */
+    struct br_evh *owner;    /* the evtchn handle it is delivered to; NULL once unbound */
     unsigned refs;           /* unmap notifications holding it open (the kernel's evtchn_get) */
 };
 
@@ -109,19 +110,35 @@ struct br_domain {
     unsigned shared_pages;   /* counted against xsim_gnt_limit, per whole share (gntalloc) */
 };
 
+/* An event-channel handle: what an open file of /dev/xen/evtchn is to the evtchn driver (its
+ * ports, its delivery queue, its restriction). Processes reach it through broker connections:
+ * the opener's, and one more per xenevtchn_fdopen of its delivery pipe (after an exec, in a
+ * fork()ed child, in a process it was passed to). Each of them may use every port of it, as
+ * processes sharing one open file of the device may. It lives while a connection to it does,
+ * or while the read end of its pipe is open anywhere (xenevtchn_fd: the open file itself; a
+ * fork()ed child that has not called fdopen yet, or an exec'd image, keeps it, as on Xen). */
+struct br_evh {
+    unsigned domid;
+    int pid;                 /* its opener, for log lines */
+    bool restricted;         /* xenevtchn_restrict done, binds only to restrict_domid */
+    uint16_t restrict_domid;
+    bool shared;             /* an fdopen joined it: a library may not know all of its ports */
+    unsigned nconns;         /* connections to it; 0: kept by a holder of the read end only */
+    int pipe_w;              /* write end of the delivery pipe (non-blocking) */
+    dev_t pipe_dev;          /* the read end's identity, which fdopen presents */
+    ino_t pipe_ino;
+    struct br_evh *next;     /* in br_evhs */
+};
+
 struct br_conn {
     int fd;
     unsigned domid;
     int pid;
     uint32_t kind;           /* enum xsim_kind, 0 before HELLO */
-    bool restricted;         /* EVTCHN: xenevtchn_restrict done, binds only to restrict_domid */
-    uint16_t restrict_domid;
     bool closed;             /* BYE done: everything released, no more requests */
     bool dead;               /* a queued one-way request failed while another connection
                               * drained this one (br_ev_attach): dropped at its next turn */
-    int pipe_w;              /* EVTCHN: write end of the delivery pipe, -1 if none */
-    dev_t pipe_dev;
-    ino_t pipe_ino;
+    struct br_evh *evh;      /* EVTCHN: the handle it uses; NULL once released */
     struct br_share *shares; /* GNTSHR: shares this handle made */
     struct br_map *maps;     /* GNTTAB: live mappings */
     unsigned nmaps, nnotes;  /* ... and how many of them have an armed notification */
@@ -141,7 +158,8 @@ struct br_reply {
 
 static struct br_domain *br_domains;
 static unsigned br_ndomains;
-static struct br_conn *br_evtchn_conns; /* every evtchn connection, for EV_ATTACH */
+static struct br_conn *br_evtchn_conns; /* evtchn connections with a handle, for EV_ATTACH */
+static struct br_evh *br_evhs;          /* every evtchn handle */
 
 #define BR_LOG(c, ...)                                                                 \
     do {                                                                               \
@@ -168,11 +186,11 @@ static struct br_port *br_port(unsigned domid, uint32_t port)
     return port < BR_NR_PORTS ? &br_domains[domid].ports[port] : NULL;
 }
 
-static void br_deliver(struct br_conn *owner, uint32_t port)
+static void br_deliver(struct br_evh *owner, uint32_t port)
 {
     /* Non-blocking write of 4 bytes (atomic in a pipe); at most one queued delivery per bound
      * port, so the 64 KiB pipe only fills after >16000 unbind/rebind cycles with no reader. */
-    if (owner->pipe_w < 0 || write(owner->pipe_w, &port, sizeof(port)) != (ssize_t)sizeof(port))
+    if (write(owner->pipe_w, &port, sizeof(port)) != (ssize_t)sizeof(port))
         xsim_log("broker: dom%u pid %d: delivery queue full or gone, event on port %u lost",
                  owner->domid, owner->pid, port);
 }
@@ -255,11 +273,12 @@ static int br_port_alloc(unsigned domid, uint32_t *port)
     return ENOSPC;
 }
 
+/* Ports belong to the handle: any connection to it may use them. */
 static bool br_owns(const struct br_conn *c, uint32_t port)
 {
     const struct br_port *p = br_port(c->domid, port);
 
-    return p && p->owner == c;
+    return p && c->evh && p->owner == c->evh;
 }
 
 static int br_ev_bind_unbound(struct br_conn *c, uint32_t remote, uint32_t *out)
@@ -267,7 +286,7 @@ static int br_ev_bind_unbound(struct br_conn *c, uint32_t remote, uint32_t *out)
     struct br_port *p;
     int err;
 
-    if (c->restricted) /* the evtchn driver: a restricted handle offers no ports */
+    if (c->evh->restricted) /* the evtchn driver: a restricted handle offers no ports */
         return EACCES;
     if (remote == BR_DOMID_SELF)
         remote = c->domid;
@@ -276,7 +295,7 @@ static int br_ev_bind_unbound(struct br_conn *c, uint32_t remote, uint32_t *out)
     if ((err = br_port_alloc(c->domid, out)))
         return err;
     p = br_port(c->domid, *out);
-    *p = (struct br_port){ .state = BR_PORT_UNBOUND, .remote_dom = (uint16_t)remote, .owner = c };
+    *p = (struct br_port){ .state = BR_PORT_UNBOUND, .remote_dom = (uint16_t)remote, .owner = c->evh };
     return 0;
 }
 
@@ -285,7 +304,7 @@ static int br_ev_bind_interdomain(struct br_conn *c, uint32_t rdom, uint32_t rpo
     struct br_port *l, *r;
     int err;
 
-    if (c->restricted && rdom != c->restrict_domid) /* compared as given: DOMID_SELF is refused */
+    if (c->evh->restricted && rdom != c->evh->restrict_domid) /* as given: DOMID_SELF is refused */
         return EACCES;
     if (rdom == BR_DOMID_SELF)
         rdom = c->domid;
@@ -298,7 +317,7 @@ static int br_ev_bind_interdomain(struct br_conn *c, uint32_t rdom, uint32_t rpo
         return EINVAL;
     l = br_port(c->domid, *out);
     *l = (struct br_port){ .state = BR_PORT_INTERDOMAIN, .remote_dom = (uint16_t)rdom,
-                           .remote_port = rport, .owner = c };
+                           .remote_port = rport, .owner = c->evh };
     r->state = BR_PORT_INTERDOMAIN;
     r->remote_dom = (uint16_t)c->domid;
     r->remote_port = *out;
@@ -341,22 +360,23 @@ static int br_ev_unbind(struct br_conn *c, uint32_t port)
     return 0;
 }
 
-/* IOCTL_EVTCHN_RESTRICT_DOMID: once only, and only to a real domain other than dom0. */
+/* IOCTL_EVTCHN_RESTRICT_DOMID: once only, and only to a real domain other than dom0. It
+ * belongs to the handle (the open file), so it binds every connection to it. */
 static int br_ev_restrict(struct br_conn *c, uint32_t domid)
 {
-    if (c->restricted)
+    if (c->evh->restricted)
         return EACCES;
     if (domid == 0 || domid >= BR_DOMID_FIRST_RESERVED)
         return EINVAL;
-    c->restricted = true;
-    c->restrict_domid = (uint16_t)domid;
+    c->evh->restricted = true;
+    c->evh->restrict_domid = (uint16_t)domid;
     return 0;
 }
 
 /* There are no virtual IRQs in xensim; a restricted handle is refused first, as by the driver. */
 static int br_ev_bind_virq(const struct br_conn *c)
 {
-    return c->restricted ? EACCES : ENOSYS;
+    return c->evh->restricted ? EACCES : ENOSYS;
 }
 
 static int br_pipe_identity(int fd, dev_t *dev, ino_t *ino)
@@ -370,36 +390,127 @@ static int br_pipe_identity(int fd, dev_t *dev, ino_t *ino)
     return 0;
 }
 
+/* Is the delivery pipe's read end still open anywhere (in a process, in a message in flight,
+ * in an EV_ATTACH the broker is running)? Its write end polls POLLERR once no reader is left. */
+static bool br_evh_held(const struct br_evh *h)
+{
+    struct pollfd pfd = { .fd = h->pipe_w, .events = 0 };
+
+    return poll(&pfd, 1, 0) >= 0 && !(pfd.revents & POLLERR);
+}
+
+/* The last holder of the open file let go: its ports close (as the evtchn driver's release). */
+static void br_evh_release(struct br_evh *h)
+{
+    for (uint32_t i = 1; i < BR_NR_PORTS; i++)
+        if (br_domains[h->domid].ports[i].owner == h)
+            br_port_disown(h->domid, i);
+    for (struct br_evh **pp = &br_evhs; *pp; pp = &(*pp)->next)
+        if (*pp == h) {
+            *pp = h->next;
+            break;
+        }
+    if (xsim_verbose)
+        xsim_log("broker: dom%u: evtchn handle of pid %d released: its ports are closed", h->domid, h->pid);
+    close(h->pipe_w);
+    free(h);
+}
+
+/* Releases every handle that no connection uses and no process holds any more. */
+static void br_evh_reap(void)
+{
+    struct br_evh *h = br_evhs, *next;
+
+    for (; h; h = next) {
+        next = h->next;
+        if (!h->nconns && !br_evh_held(h))
+            br_evh_release(h);
+    }
+}
+
+/* Connection c stops using its handle (BYE, death, or an fdopen joining another one). The
+ * handle goes with its last user: unless a process still holds its read end (a fork()ed child
+ * not yet attached, an exec'd image), then br_evh_reap releases it once that one lets go. */
+static void br_evh_leave(struct br_conn *c)
+{
+    struct br_evh *h = c->evh;
+
+    if (!h)
+        return;
+    for (struct br_conn **pp = &br_evtchn_conns; *pp; pp = &(*pp)->next_ev)
+        if (*pp == c) {
+            *pp = c->next_ev;
+            break;
+        }
+    c->evh = NULL;
+    if (--h->nconns == 0 && !br_evh_held(h))
+        br_evh_release(h);
+}
+
+/* HELLO(EVTCHN): a fresh handle with its delivery pipe, used by c; *read_end goes to the client. */
+static int br_evh_new(struct br_conn *c, int *read_end)
+{
+    struct br_evh *h = calloc(1, sizeof(*h));
+    int p[2];
+
+    /* The client's end blocks (xenevtchn_pending blocks like read() on the device); ours must not. */
+    if (!h || pipe2(p, O_CLOEXEC) < 0) {
+        free(h);
+        return ENFILE;
+    }
+    if (fcntl(p[1], F_SETFL, O_NONBLOCK) < 0 || br_pipe_identity(p[0], &h->pipe_dev, &h->pipe_ino)) {
+        close(p[0]);
+        close(p[1]);
+        free(h);
+        return ENFILE;
+    }
+    h->domid = c->domid;
+    h->pid = c->pid;
+    h->pipe_w = p[1];
+    h->nconns = 1;
+    h->next = br_evhs;
+    br_evhs = h;
+    c->evh = h;
+    c->next_ev = br_evtchn_conns;
+    br_evtchn_conns = c;
+    *read_end = p[0];
+    return 0;
+}
+
 static void br_drain(struct br_conn *c);
 
-/* xenevtchn_fdopen: connection c takes over the handle whose delivery pipe fd is. */
+/* xenevtchn_fdopen: connection c leaves its own handle and becomes one more connection to the
+ * handle whose delivery pipe fd is (same ports, deliveries, restriction). The connections
+ * already on it keep using it, as processes sharing an open file of /dev/xen/evtchn do. */
 static int br_ev_attach(struct br_conn *c, int fd)
 {
-    struct br_conn *old;
+    struct br_evh *h;
     dev_t dev;
     ino_t ino;
 
     if (fd < 0 || br_pipe_identity(fd, &dev, &ino))
         return EINVAL;
-    for (old = br_evtchn_conns; old; old = old->next_ev)
-        if (old != c && old->pipe_w >= 0 && old->domid == c->domid && old->pipe_dev == dev &&
-            old->pipe_ino == ino)
+    for (h = br_evhs; h; h = h->next)
+        if (h != c->evh && h->domid == c->domid && h->pipe_dev == dev && h->pipe_ino == ino)
             break;
-    if (!old)
+    if (!h)
         return EINVAL;
-    /* One-way notifies the old process sent before its exec come before the takeover (as
-     * their hypercalls did): run what is queued on the old connection first. */
-    br_drain(old);
-    for (uint32_t i = 1; i < BR_NR_PORTS; i++)
-        if (br_domains[c->domid].ports[i].owner == old)
-            br_domains[c->domid].ports[i].owner = c;
-    close(c->pipe_w);
-    c->restricted = old->restricted; /* the restriction belongs to the handle, as to the open file */
-    c->restrict_domid = old->restrict_domid;
-    c->pipe_w = old->pipe_w;
-    c->pipe_dev = dev;
-    c->pipe_ino = ino;
-    old->pipe_w = -1;
+    /* One-way requests already queued on the handle's connections (notifies sent before an
+     * exec or a fork) run before c may use its ports, as their hypercalls ran first. fd, held
+     * here, keeps h alive if one of them leaves meanwhile. */
+    for (struct br_conn *m = br_evtchn_conns, *next; m; m = next) {
+        next = m->next_ev; /* br_drain(m) may only take m itself off the list */
+        if (m->evh == h)
+            br_drain(m);
+    }
+    if (c->closed || c->dead) /* only a client that hands in its own pipe gets here */
+        return EINVAL;
+    br_evh_leave(c);
+    c->evh = h;
+    c->next_ev = br_evtchn_conns;
+    br_evtchn_conns = c;
+    h->nconns++;
+    h->shared = true;
     return 0;
 }
 
@@ -767,28 +878,18 @@ static int br_tab_unmap(struct br_conn *c, uint32_t id)
 
 static int br_hello(struct br_conn *c, const struct xsim_req_hello *h, struct br_reply *out)
 {
-    int p[2];
+    int err;
 
     if (c->kind || h->version != XSIM_PROTO_VERSION || h->kind < XSIM_KIND_EVTCHN || h->kind > XSIM_KIND_GNTSHR)
         return -1;
+    if (h->kind == XSIM_KIND_EVTCHN) { /* the kind is only set with its handle: no request sees none */
+        if ((err = br_evh_new(c, &out->fds[0])))
+            return err;
+        out->close_fd[0] = true;
+        out->nfds = 1;
+    }
     c->kind = h->kind;
     out->rep.val = c->domid;
-    if (c->kind != XSIM_KIND_EVTCHN)
-        return 0;
-    /* The client's end blocks (xenevtchn_pending blocks like read() on the device); ours must not. */
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return ENFILE;
-    if (fcntl(p[1], F_SETFL, O_NONBLOCK) < 0 || br_pipe_identity(p[0], &c->pipe_dev, &c->pipe_ino)) {
-        close(p[0]);
-        close(p[1]);
-        return ENFILE;
-    }
-    c->pipe_w = p[1];
-    c->next_ev = br_evtchn_conns;
-    br_evtchn_conns = c;
-    out->fds[0] = p[0];
-    out->close_fd[0] = true;
-    out->nfds = 1;
     return 0;
 }
 
@@ -869,6 +970,13 @@ static int br_dispatch(struct br_conn *c, const struct xsim_req *req, int fd_in,
     case XSIM_OP_EV_NOTIFY_ONEWAY:
         err = br_ev_notify(c, pt->port);
         BR_LOG(c, "notify(port %u, one-way) -> %s", pt->port, strerror(err));
+        if (err && c->evh->shared) {
+            /* Another process's connection unbound it (the library of a process that passed its
+             * handle by SCM_RIGHTS cannot know; after a fork() its notifies are synchronous). */
+            xsim_log("broker: dom%u pid %d: one-way notify of port %u dropped: the shared handle no "
+                     "longer has it (Xen: ENOTCONN)", c->domid, c->pid, pt->port);
+            return 0;
+        }
         if (err) /* the library checks this first: not a refusal but a bug, never swallowed */
             xsim_log("broker: dom%u pid %d: one-way notify of port %u failed (%s)", c->domid, c->pid,
                      pt->port, strerror(err));
@@ -1066,7 +1174,7 @@ static int br_drain_some(struct br_conn *c)
     return rc < 0 ? -1 : 0;
 }
 
-/* br_ev_attach: the old connection's queue, before its ports move. A failure cannot drop
+/* br_ev_attach: the queue of a connection to the handle being joined. A failure cannot drop
  * that connection here (the main loop owns it): it is marked and dropped at its next turn. */
 static void br_drain(struct br_conn *c)
 {
@@ -1079,6 +1187,7 @@ static void br_drain(struct br_conn *c)
 
 static int br_on_readable(void *conn)
 {
+    br_evh_reap(); /* whatever c asks, handles nobody holds any more are gone first */
     return br_drain_some(conn);
 }
 
@@ -1091,34 +1200,18 @@ static void *br_accept(int fd, unsigned domid, const struct ucred *peer)
     c->fd = fd;
     c->domid = domid;
     c->pid = (int)peer->pid;
-    c->pipe_w = -1;
     return c;
 }
 
-static void br_close_evtchn(struct br_conn *c)
-{
-    for (uint32_t i = 1; i < BR_NR_PORTS; i++)
-        if (br_domains[c->domid].ports[i].owner == c)
-            br_port_disown(c->domid, i);
-    for (struct br_conn **pp = &br_evtchn_conns; *pp; pp = &(*pp)->next_ev)
-        if (*pp == c) {
-            *pp = c->next_ev;
-            break;
-        }
-    if (c->pipe_w >= 0)
-        close(c->pipe_w);
-    c->pipe_w = -1;
-}
-
-/* Close or process death: ports close, grants are revoked (pages a peer maps stay held and
- * counted until it unmaps), mappings go and their notifications fire (as evtchn/gntalloc/
- * gntdev release). Runs once per connection. */
+/* Close or process death: the evtchn handle loses a user (its ports close with its last one),
+ * grants are revoked (pages a peer maps stay held and counted until it unmaps), mappings go and
+ * their notifications fire (as evtchn/gntalloc/gntdev release). Runs once per connection. */
 static void br_release(struct br_conn *c)
 {
     if (c->closed)
         return;
     if (c->kind == XSIM_KIND_EVTCHN)
-        br_close_evtchn(c);
+        br_evh_leave(c);
     while (c->shares) {
         struct br_share *s = c->shares;
 
@@ -1144,10 +1237,18 @@ static void br_on_close(void *conn)
         BR_LOG(c, "connection gone: releasing its resources");
     br_release(c);
     free(c);
+    br_evh_reap(); /* a process's death closed its pipe ends after its connection, maybe */
 }
 
 static void br_free_all(void)
 {
+    while (br_evhs) { /* kept only by holders of their read ends: nothing to tell anyone */
+        struct br_evh *h = br_evhs;
+
+        br_evhs = h->next;
+        close(h->pipe_w);
+        free(h);
+    }
     for (unsigned d = 0; d < br_ndomains; d++)
         free(br_domains[d].grants);
     free(br_domains);

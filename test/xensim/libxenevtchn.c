@@ -5,24 +5,52 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <xenevtchn.h>
 
 #define XSIM_EV_WORD_BITS (sizeof(unsigned long) * CHAR_BIT)
 
+/* fork()s this process took part in (either side). A handle opened before one may be shared
+ * since: a child that took it over with xenevtchn_fdopen binds and unbinds ports of it that
+ * this library never sees (as on Xen, where both use one open file of /dev/xen/evtchn). */
+static atomic_uint xsim_ev_forks;
+static pthread_once_t xsim_ev_once = PTHREAD_ONCE_INIT;
+
+static void xsim_ev_on_fork(void)
+{
+    atomic_fetch_add(&xsim_ev_forks, 1);
+}
+
+static void xsim_ev_init(void)
+{
+    pthread_atfork(NULL, xsim_ev_on_fork, xsim_ev_on_fork);
+}
+
 struct xenevtchn_handle {
     struct xsim_client conn;
     int fd;          /* read end of the delivery pipe (xenevtchn_fd): one port per event */
     uint32_t domid;
     /* The ports this handle has bound, as the evtchn driver's per-file tree: notify and
-     * unmask are checked here and then sent one-way. A handle taken over by fdopen does not
-     * know its ports (ports_known false): its notify stays a synchronous call. */
+     * unmask are checked here and then sent one-way. A handle from fdopen, or one a fork()ed
+     * child may share, does not know all of its ports (ports_known false): its notify is a
+     * synchronous call and every unmask is sent (the broker checks them). */
     pthread_mutex_t ports_lock; /* like the driver's bind_mutex: a notify is checked and sent
                                  * while no bind or unbind of the handle runs (ports_known, bound) */
     bool ports_known;
+    unsigned forks;             /* xsim_ev_forks when it was opened */
     unsigned long bound[XSIM_EV_NR_CHANNELS / XSIM_EV_WORD_BITS];
 };
+
+/* Does this process's table still tell every port of the handle? Not once the process forked
+ * (called with ports_lock held). */
+static bool xsim_ev_ports_known(xenevtchn_handle *xce)
+{
+    if (xce->ports_known && xce->forks != atomic_load(&xsim_ev_forks))
+        xce->ports_known = false;
+    return xce->ports_known;
+}
 
 static bool xsim_ev_bound(const xenevtchn_handle *xce, uint32_t port)
 {
@@ -82,6 +110,7 @@ xenevtchn_handle *xenevtchn_open(struct xentoollog_logger *logger, unsigned int 
         errno = EINVAL;
         return NULL;
     }
+    pthread_once(&xsim_ev_once, xsim_ev_init);
     xce = calloc(1, sizeof(*xce));
     if (!xce)
         return NULL;
@@ -92,11 +121,14 @@ xenevtchn_handle *xenevtchn_open(struct xentoollog_logger *logger, unsigned int 
     }
     pthread_mutex_init(&xce->ports_lock, NULL);
     xce->ports_known = true; /* a new handle has no ports */
+    xce->forks = atomic_load(&xsim_ev_forks);
     return xce;
 }
 
-/* After exec: fd is the xenevtchn_fd of a handle opened with XENEVTCHN_NO_CLOEXEC. A new
- * broker connection takes that handle over (its ports, its masks, its queued events). */
+/* fd is the xenevtchn_fd of a handle of this domain: inherited by a fork()ed child, kept over
+ * an exec (XENEVTCHN_NO_CLOEXEC) or passed by SCM_RIGHTS. A new broker connection joins that
+ * handle (its ports, masks, queued events and restriction); the handle's other users keep it,
+ * as processes sharing an open file of /dev/xen/evtchn do. */
 xenevtchn_handle *xenevtchn_fdopen(struct xentoollog_logger *logger, int fd, unsigned open_flags)
 {
     struct xsim_req req = { .op = XSIM_OP_EV_ATTACH };
@@ -159,7 +191,7 @@ int xenevtchn_notify(xenevtchn_handle *xce, evtchn_port_t port)
         return -1;
     }
     pthread_mutex_lock(&xce->ports_lock); /* checked and sent with no bind/unbind in between */
-    if (!xce->ports_known) {
+    if (!xsim_ev_ports_known(xce)) {
         rc = xsim_ev_call(xce, XSIM_OP_EV_NOTIFY, 0, port, NULL);
     } else if (!xsim_ev_bound(xce, port)) {
         errno = ENOTCONN;
@@ -258,7 +290,7 @@ int xenevtchn_unmask(xenevtchn_handle *xce, evtchn_port_t port)
         return -1;
     }
     pthread_mutex_lock(&xce->ports_lock); /* the table is read while no bind/unbind runs */
-    if (!xce->ports_known || xsim_ev_bound(xce, port))
+    if (!xsim_ev_ports_known(xce) || xsim_ev_bound(xce, port))
         rc = xsim_ev_oneway(xce, XSIM_OP_EV_UNMASK_ONEWAY, port);
     pthread_mutex_unlock(&xce->ports_lock);
     return rc;

@@ -57,7 +57,10 @@ static int xsim_client_connect(struct xsim_client *c)
         return -1;
     }
     strcpy(sa.sun_path, path);
-    c->sock = socket(AF_UNIX, SOCK_SEQPACKET | (c->cloexec ? SOCK_CLOEXEC : 0), 0);
+    /* Close-on-exec even for XENEVTCHN_NO_CLOEXEC: what survives an exec is the handle's
+     * delivery pipe (xenevtchn_fd, the "open file"), which keeps the handle until the new image
+     * joins it with fdopen; a leftover connection would keep it after that image closes it. */
+    c->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (c->sock < 0 || connect(c->sock, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         err = errno;
         xsim_client_log(c->logger, c->who, err, "cannot connect to the xensim broker %s", path);
@@ -301,7 +304,8 @@ void xsim_client_close(struct xsim_client *c)
 
     if (c->sock < 0)
         return;
-    /* A forked child's close must not release the parent's ports and grants. */
+    /* A forked child's close must not release the parent's ports and grants (nor detach the
+     * parent's connection from a shared evtchn handle): the connection is the parent's. */
     if (c->ready && c->owner == getpid())
         xsim_client_call(c, &bye, offsetof(struct xsim_req, u), -1, &rep, NULL, 0, NULL);
     close(c->sock);

@@ -46,7 +46,8 @@ ssize_t xsim_client_call(struct xsim_client *c, const struct xsim_req *req, size
 int xsim_client_send_oneway(struct xsim_client *c, const struct xsim_req *req, size_t len);
 
 /* Closes the connection. In the opening process it first says BYE and waits (bounded) until
- * the broker has released everything, so closing is synchronous as with the kernel's devices. */
+ * the broker has let go of what it held, so closing is synchronous as with the kernel's devices
+ * (an evtchn handle other connections share loses this user only: its ports go with the last). */
 void xsim_client_close(struct xsim_client *c);
 
 /* Logs an error like the real libraries: through the logger, or to stderr if it is NULL. */

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
-#include <sys/types.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 #include <xenevtchn.h>
@@ -514,7 +514,8 @@ static void evp_reexec_peer(void)
  * either may notify, unmask, read and unbind; the ports go when the last process lets go.
  * HOW says how the parent goes: "close" (xenevtchn_close, then exit), "kill" (the script's
  * kill -9) or "early" (kill -9 between the fork and the child's fdopen: only the child's
- * inherited fd keeps the handle). The script then waits for the child to exit and runs
+ * inherited fd keeps the handle); in the kill modes the child then kills itself (-9) too, in
+ * "close" it closes its handle. The script then waits for the child to exit and runs
  * share-check, another dom1 process, which must find the ports released. */
 
 enum evp_share_how { EVP_SHARE_CLOSE, EVP_SHARE_KILL, EVP_SHARE_EARLY };
@@ -667,9 +668,15 @@ static void evp_share_child(int fd, const int *port)
         report_fail(evp_sn(EVP_SN_GONE_IN), "%s", why);
     else
         report_pass(evp_sn(EVP_SN_GONE_IN));
-    if (evp_how == EVP_SHARE_CLOSE) /* else it dies with the handle open */
+    fflush(stdout);
+    if (evp_how == EVP_SHARE_CLOSE) {
         xenevtchn_close(kh);
-    exit(report_failed);
+        exit(report_failed);
+    }
+    if (report_failed) /* a failure shows in the status; the death path below would hide it */
+        exit(1);
+    kill(getpid(), SIGKILL); /* dies with the handle open, as the parent did */
+    exit(1);
 }
 
 /* The parent after the child's fdopen: its parts of the first four cases, then it goes. */

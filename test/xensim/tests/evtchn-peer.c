@@ -514,11 +514,12 @@ static void evp_reexec_peer(void)
  * either may notify, unmask, read and unbind; the ports go when the last process lets go.
  * HOW says how the parent goes: "close" (xenevtchn_close, then exit), "kill" (the script's
  * kill -9) or "early" (kill -9 between the fork and the child's fdopen: only the child's
- * inherited fd keeps the handle); in the kill modes the child then kills itself (-9) too, in
- * "close" it closes its handle. The script then waits for the child to exit and runs
+ * inherited fd keeps the handle) or "abandon" (as early, but the child kills itself before any
+ * fdopen: nobody holds the handle any more); in the kill modes the child then kills itself (-9)
+ * too, in "close" it closes its handle. The script then waits for the child to exit and runs
  * share-check, another dom1 process, which must find the ports released. */
 
-enum evp_share_how { EVP_SHARE_CLOSE, EVP_SHARE_KILL, EVP_SHARE_EARLY };
+enum evp_share_how { EVP_SHARE_CLOSE, EVP_SHARE_KILL, EVP_SHARE_EARLY, EVP_SHARE_ABANDON };
 
 static enum evp_share_how evp_how;
 static const char *evp_how_text;
@@ -531,8 +532,10 @@ static void evp_share_how(const char *how)
         evp_how = EVP_SHARE_KILL, evp_how_text = "parent killed -9";
     else if (!strcmp(how, "early"))
         evp_how = EVP_SHARE_EARLY, evp_how_text = "parent killed -9 before fdopen";
+    else if (!strcmp(how, "abandon"))
+        evp_how = EVP_SHARE_ABANDON, evp_how_text = "parent killed -9, child too before fdopen";
     else
-        report_die("fork-share", "unknown HOW '%s' (close, kill or early)", how);
+        report_die("fork-share", "unknown HOW '%s' (close, kill, early or abandon)", how);
 }
 
 /* The case name "fork-share (HOW): what"; a few buffers, so that two may be used at once. */
@@ -554,6 +557,7 @@ static const char *evp_sn(const char *what)
 #define EVP_SN_GONE_IN "with the parent gone, deliveries on A and B reach the child"
 #define EVP_SN_EARLY "fdopen in the child still takes the handle (its inherited fd holds it)"
 #define EVP_SN_RELEASED "once the child is gone too, the ports are released (a new process binds the peer's ports of A, B and C)"
+#define EVP_SN_ABANDONED "the ports are released (a new process binds the peer's ports of A, B and C)"
 
 /* Waits (bounded) until each of the n ports has been delivered exactly once, in any order, and
  * unmasks each. Returns NULL, or why not. */
@@ -646,8 +650,10 @@ static void evp_share_child(int fd, const int *port)
 
     evp_close_all_but(fd);
     evp_put_file("child-pid", getpid());
-    if (evp_how == EVP_SHARE_EARLY)
+    if (evp_how == EVP_SHARE_EARLY || evp_how == EVP_SHARE_ABANDON)
         evp_wait_file("parent-gone");
+    if (evp_how == EVP_SHARE_ABANDON) /* the last holder of the open file dies with it unused */
+        kill(getpid(), SIGKILL);
     kh = xenevtchn_fdopen(NULL, fd, 0);
     if (!kh)
         report_die(evp_sn(evp_how == EVP_SHARE_EARLY ? EVP_SN_EARLY : "fdopen"), "xenevtchn_fdopen(%d): %s", fd,
@@ -730,7 +736,7 @@ static void evp_share(const char *how)
         report_die("fork-share", "fork: %s", strerror(errno));
     if (child == 0)
         evp_share_child(xenevtchn_fd(xce), port);
-    if (evp_how != EVP_SHARE_EARLY)
+    if (evp_how == EVP_SHARE_CLOSE || evp_how == EVP_SHARE_KILL)
         evp_share_parent(xce, port);
     if (evp_how == EVP_SHARE_CLOSE) {
         xenevtchn_close(xce);
@@ -757,6 +763,11 @@ static void evp_share_peer(const char *how)
         evp_put_file(file, peer[i]);
     }
     evp_put_file("peer-bound", 1);
+    if (evp_how == EVP_SHARE_ABANDON) {
+        evp_wait_file("check-done");
+        xenevtchn_close(xce);
+        return;
+    }
     if (evp_how != EVP_SHARE_EARLY) {
         evp_report_take_all(xce, peer, 2, evp_sn(EVP_SN_BOTH));
         evp_put_file("peer-got-ab", 1);
@@ -777,11 +788,12 @@ static void evp_share_peer(const char *how)
 }
 
 /* dom1, once the child is gone too: the peer's ports of A, B and C are all unbound again (C's
- * since the child's unbind, except in "early", where nobody unbound it). */
+ * since the child's unbind in "close" and "kill"). */
 static void evp_share_check(const char *how)
 {
     xenevtchn_handle *fresh = evp_open();
     char file[32], why[160] = "";
+    const char *name;
 
     evp_share_how(how);
     for (int i = 0; i < 3; i++) {
@@ -792,10 +804,11 @@ static void evp_share_check(const char *how)
         if (got < 0 && !why[0])
             snprintf(why, sizeof(why), "binding the peer's port of %c: %s (still bound)", 'A' + i, strerror(errno));
     }
+    name = evp_sn(evp_how == EVP_SHARE_ABANDON ? EVP_SN_ABANDONED : EVP_SN_RELEASED);
     if (why[0])
-        report_fail(evp_sn(EVP_SN_RELEASED), "%s", why);
+        report_fail(name, "%s", why);
     else
-        report_pass(evp_sn(EVP_SN_RELEASED));
+        report_pass(name);
     evp_put_file("check-done", 1);
     xenevtchn_close(fresh);
 }
@@ -983,7 +996,7 @@ static void evp_usage(void)
     fprintf(stderr, "usage: evtchn-peer serve DIR N REMOTE | ping DIR N REMOTE | mask-recv DIR | mask-send DIR |\n"
                     "       offer DIR REMOTE | errors DIR OWNER | take DIR OWNER | keeper DIR | echo DIR GEN |\n"
                     "       reexec DIR [release] | reexec-peer DIR | oneway DIR | flood DIR | broker-stopped DIR |\n"
-                    "       share DIR HOW | share-peer DIR HOW | share-check DIR HOW | no-broker   (HOW: close, kill, early)\n");
+                    "       share DIR HOW | share-peer DIR HOW | share-check DIR HOW | no-broker (HOW: close kill early abandon)\n");
     exit(2);
 }
 

@@ -9,11 +9,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -503,7 +503,7 @@ static int br_ev_attach(struct br_conn *c, int fd)
         if (m->evh == h)
             br_drain(m);
     }
-    if (c->closed || c->dead) /* only a client that hands in its own pipe gets here */
+    if (c->closed || c->dead) /* a drained connection handed in c's own pipe, and c was drained */
         return EINVAL;
     br_evh_leave(c);
     c->evh = h;

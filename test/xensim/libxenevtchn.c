@@ -25,7 +25,9 @@ static void xsim_ev_on_fork(void)
 
 static void xsim_ev_init(void)
 {
-    pthread_atfork(NULL, xsim_ev_on_fork, xsim_ev_on_fork);
+    /* Fails only without memory; handles then keep their tables over a fork (the broker drops,
+     * with a log line, a one-way notify of a port the child unbound). */
+    (void)pthread_atfork(NULL, xsim_ev_on_fork, xsim_ev_on_fork);
 }
 
 struct xenevtchn_handle {

@@ -13,7 +13,8 @@
  * as SCM_RIGHTS next to a message:
  *   HELLO(EVTCHN)  reply carries the read end of the handle's delivery pipe (xenevtchn_fd):
  *                  the broker writes one evtchn_port_t (4 bytes, host order) per delivered event.
- *   EV_ATTACH      request carries that read end back (xenevtchn_fdopen after exec).
+ *   EV_ATTACH      request carries that read end back (xenevtchn_fdopen after exec or fork, or
+ *                  of a passed fd): the connection joins that handle, its other users keep it.
  *   SHR_SHARE      reply carries the memfd holding the shared pages (read-write, size-sealed).
  *   TAB_MAP        reply carries up to XSIM_MAP_CHUNK memfds (read-only reopened ones for
  *                  read-only maps); pages[] says which fd and page backs each mapped page.
@@ -53,7 +54,7 @@ enum xsim_op {
     XSIM_OP_EV_NOTIFY,           /* port.port */
     XSIM_OP_EV_UNMASK,           /* port.port */
     XSIM_OP_EV_UNBIND,           /* port.port */
-    XSIM_OP_EV_ATTACH,           /* + fd: adopt the handle whose delivery pipe this is */
+    XSIM_OP_EV_ATTACH,           /* + fd: join the handle whose delivery pipe this is */
     XSIM_OP_SHR_SHARE,           /* share                 -> val = share id, n refs, + memfd */
     XSIM_OP_SHR_UNSHARE,         /* unshare               -> flags XSIM_REP_GONE if nothing left */
     XSIM_OP_TAB_MAP,             /* map + refs[count]     -> val = map id, n pages, + fds */

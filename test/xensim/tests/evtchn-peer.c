@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 #include <xenevtchn.h>
@@ -433,8 +434,9 @@ static void evp_echo(long gen)
 }
 
 /* Opens with XENEVTCHN_NO_CLOEXEC, binds, and re-executes itself with the fd (a daemon's
- * self-update); the new image gets the handle back with xenevtchn_fdopen. */
-static void evp_reexec(const char *self)
+ * self-update); the new image gets the handle back with xenevtchn_fdopen. With `release`
+ * (peer: reexec-peer), the new image then checks that its close released the port. */
+static void evp_reexec(const char *self, bool release)
 {
     xenevtchn_handle *xce = xenevtchn_open(NULL, XENEVTCHN_NO_CLOEXEC);
     char fdbuf[16], portbuf[16];
@@ -453,11 +455,27 @@ static void evp_reexec(const char *self)
     snprintf(fdbuf, sizeof(fdbuf), "%d", xenevtchn_fd(xce));
     snprintf(portbuf, sizeof(portbuf), "%d", port);
     fflush(stdout);
-    execl(self, self, "reexec-child", evp_dir, fdbuf, portbuf, (char *)NULL);
+    execl(self, self, "reexec-child", evp_dir, fdbuf, portbuf, release ? "release" : (char *)NULL, (char *)NULL);
     report_die("re-exec", "exec %s: %s", self, strerror(errno));
 }
 
-static void evp_reexec_child(int fd, int port)
+/* After the re-exec'd image closed its handle: the port is closed at once (it was the last user
+ * of the open file), so the peer's port is unbound again and a new handle of ours binds it. */
+static void evp_reexec_released(void)
+{
+    const char *name = "re-exec: closing the fdopen handle releases its port at once (a new handle binds the peer's)";
+    xenevtchn_handle *fresh = evp_open();
+    int got = xenevtchn_bind_interdomain(fresh, 0, (evtchn_port_t)evp_wait_file("peer-port"));
+
+    if (got >= 0)
+        report_pass(name);
+    else
+        report_fail(name, "bind_interdomain to the peer's port: %s (still bound: not released)", strerror(errno));
+    evp_put_file("released", 1);
+    xenevtchn_close(fresh);
+}
+
+static void evp_reexec_child(int fd, int port, bool release)
 {
     xenevtchn_handle *xce = xenevtchn_fdopen(NULL, fd, 0);
 
@@ -470,6 +488,329 @@ static void evp_reexec_child(int fd, int port)
         report_pass("re-exec: the port bound before exec works after fdopen");
     evp_wait_file("done");
     xenevtchn_close(xce);
+    if (release)
+        evp_reexec_released();
+}
+
+/* dom0 side of `reexec DIR release`: one round trip, then keeps its port (peer-port) until the
+ * re-exec'd image has closed its handle and bound that port from a new one. */
+static void evp_reexec_peer(void)
+{
+    xenevtchn_handle *xce = evp_open();
+    int port = evp_bind(xce, 1, (int)evp_wait_file("port"), "re-exec peer: bind");
+
+    if (!evp_round_trips(xce, port, 1, "re-exec peer: round trip"))
+        exit(1);
+    evp_put_file("peer-port", port);
+    evp_put_file("done", 1);
+    evp_wait_file("released");
+    xenevtchn_close(xce);
+}
+
+/* ---- one handle, two processes: a fork()ed child takes it over with fdopen (issue 14) ----
+ * dom1's parent binds ports A, B, C to the peer in dom0 and forks; the child closes every
+ * inherited descriptor but the handle's fd (as issue 14's keeper) and calls
+ * xenevtchn_fdopen(NULL, fd, 0) on it. On Xen both then use one open file of /dev/xen/evtchn:
+ * either may notify, unmask, read and unbind; the ports go when the last process lets go.
+ * HOW says how the parent goes: "close" (xenevtchn_close, then exit), "kill" (the script's
+ * kill -9) or "early" (kill -9 between the fork and the child's fdopen: only the child's
+ * inherited fd keeps the handle) or "abandon" (as early, but the child kills itself before any
+ * fdopen: nobody holds the handle any more); in the kill modes the child then kills itself (-9)
+ * too, in "close" it closes its handle. The script then waits for the child to exit and runs
+ * share-check, another dom1 process, which must find the ports released. */
+
+enum evp_share_how { EVP_SHARE_CLOSE, EVP_SHARE_KILL, EVP_SHARE_EARLY, EVP_SHARE_ABANDON };
+
+static enum evp_share_how evp_how;
+static const char *evp_how_text;
+
+static void evp_share_how(const char *how)
+{
+    if (!strcmp(how, "close"))
+        evp_how = EVP_SHARE_CLOSE, evp_how_text = "parent closes";
+    else if (!strcmp(how, "kill"))
+        evp_how = EVP_SHARE_KILL, evp_how_text = "parent killed -9";
+    else if (!strcmp(how, "early"))
+        evp_how = EVP_SHARE_EARLY, evp_how_text = "parent killed -9 before fdopen";
+    else if (!strcmp(how, "abandon"))
+        evp_how = EVP_SHARE_ABANDON, evp_how_text = "parent killed -9, child too before fdopen";
+    else
+        report_die("fork-share", "unknown HOW '%s' (close, kill, early or abandon)", how);
+}
+
+/* The case name "fork-share (HOW): what"; a few buffers, so that two may be used at once. */
+static const char *evp_sn(const char *what)
+{
+    static char buf[4][256];
+    static unsigned next;
+    char *b = buf[next++ % 4];
+
+    snprintf(b, sizeof(buf[0]), "fork-share (%s): %s", evp_how_text, what);
+    return b;
+}
+
+#define EVP_SN_BOTH "the parent's notify (port A) and the child's (port B) both reach the peer"
+#define EVP_SN_ONCE "a delivery is read once (by the child); the parent's unmask lets the next one through to the parent"
+#define EVP_SN_UNBIND_P "the child's unbind of port C unbinds it for the parent (notify, unbind: ENOTCONN)"
+#define EVP_SN_UNBIND_K "after the child's unbind of C the peer's port is free, the handle's other ports are not"
+#define EVP_SN_GONE_OUT "with the parent gone, the child's notifies on A and B reach the peer"
+#define EVP_SN_GONE_IN "with the parent gone, deliveries on A and B reach the child"
+#define EVP_SN_EARLY "fdopen in the child still takes the handle (its inherited fd holds it)"
+#define EVP_SN_RELEASED "once the child is gone too, the ports are released (a new process binds the peer's ports of A, B and C)"
+#define EVP_SN_ABANDONED "the ports are released (a new process binds the peer's ports of A, B and C)"
+
+/* Waits (bounded) until each of the n ports has been delivered exactly once, in any order, and
+ * unmasks each. Returns NULL, or why not. */
+static const char *evp_take_all(xenevtchn_handle *xce, const int *ports, int n)
+{
+    static char why[160];
+    bool seen[4] = { false };
+
+    for (int got = 0; got < n; got++) {
+        int port, i;
+
+        if (evp_poll(xce, EVP_EVENT_MS) <= 0) {
+            snprintf(why, sizeof(why), "%d of %d events came within %d ms", got, n, EVP_EVENT_MS);
+            return why;
+        }
+        port = xenevtchn_pending(xce);
+        for (i = 0; i < n && (ports[i] != port || seen[i]); i++)
+            ;
+        if (i == n) {
+            snprintf(why, sizeof(why), "a delivery on port %d (errno %s) that was not awaited", port, strerror(errno));
+            return why;
+        }
+        seen[i] = true;
+        if (xenevtchn_unmask(xce, (evtchn_port_t)port) < 0) {
+            snprintf(why, sizeof(why), "unmask(%d): %s", port, strerror(errno));
+            return why;
+        }
+    }
+    return NULL;
+}
+
+static void evp_report_take_all(xenevtchn_handle *xce, const int *ports, int n, const char *name)
+{
+    const char *why = evp_take_all(xce, ports, n);
+
+    if (why)
+        report_fail(name, "%s", why);
+    else
+        report_pass(name);
+}
+
+static void evp_notify_or_die(xenevtchn_handle *xce, int port, const char *name, const char *who)
+{
+    if (xenevtchn_notify(xce, (evtchn_port_t)port) < 0)
+        report_die(name, "%s notify of port %d: %s", who, port, strerror(errno));
+}
+
+/* As the keeper: stdio and the handle's fd stay, every other inherited descriptor goes (the
+ * parent's broker connections with them: they are the parent's). */
+static void evp_close_all_but(int keep)
+{
+    for (int fd = 3; fd < EVP_MAX_FD; fd++)
+        if (fd != keep)
+            close(fd);
+}
+
+/* The child, while the parent still lives: its parts of the first four cases. */
+static void evp_share_child_with_parent(xenevtchn_handle *kh, const int *port)
+{
+    xenevtchn_handle *fresh;
+    int on_c, on_a, err_a;
+
+    evp_notify_or_die(kh, port[1], evp_sn(EVP_SN_BOTH), "the child's");
+    evp_wait_file("peer-got-ab");
+    if (!evp_take_event(kh, port[0], evp_sn(EVP_SN_ONCE))) /* left masked: the parent unmasks */
+        exit(1);
+    evp_put_file("k-took-a", 1);
+    evp_wait_file("peer-got-c");
+    if (xenevtchn_unbind(kh, (evtchn_port_t)port[2]) < 0)
+        report_die(evp_sn(EVP_SN_UNBIND_K), "the child's unbind of port C: %s", strerror(errno));
+    /* Another handle of the domain: the peer's end of C is unbound again, A's is still bound. */
+    fresh = evp_open();
+    on_c = xenevtchn_bind_interdomain(fresh, 0, (evtchn_port_t)evp_wait_file("peer-port-c"));
+    on_a = xenevtchn_bind_interdomain(fresh, 0, (evtchn_port_t)evp_wait_file("peer-port-a"));
+    err_a = errno;
+    if (on_c >= 0 && on_a == -1 && err_a == EINVAL)
+        report_pass(evp_sn(EVP_SN_UNBIND_K));
+    else
+        report_fail(evp_sn(EVP_SN_UNBIND_K), "binding the peer's port of C gave %d, of A %d (%s; expected EINVAL)",
+                    on_c, on_a, on_a < 0 ? strerror(err_a) : "bound");
+    xenevtchn_close(fresh);
+    evp_put_file("k-unbound-c", 1);
+}
+
+static void evp_share_child(int fd, const int *port) __attribute__((noreturn));
+static void evp_share_child(int fd, const int *port)
+{
+    xenevtchn_handle *kh;
+    const char *why;
+
+    evp_close_all_but(fd);
+    evp_put_file("child-pid", getpid());
+    if (evp_how == EVP_SHARE_EARLY || evp_how == EVP_SHARE_ABANDON)
+        evp_wait_file("parent-gone");
+    if (evp_how == EVP_SHARE_ABANDON) /* the last holder of the open file dies with it unused */
+        kill(getpid(), SIGKILL);
+    kh = xenevtchn_fdopen(NULL, fd, 0);
+    if (!kh)
+        report_die(evp_sn(evp_how == EVP_SHARE_EARLY ? EVP_SN_EARLY : "fdopen"), "xenevtchn_fdopen(%d): %s", fd,
+                   strerror(errno));
+    if (evp_how == EVP_SHARE_EARLY)
+        report_pass(evp_sn(EVP_SN_EARLY));
+    evp_put_file("attached", 1);
+    if (evp_how != EVP_SHARE_EARLY) {
+        evp_share_child_with_parent(kh, port);
+        evp_wait_file("parent-gone");
+    }
+    evp_notify_or_die(kh, port[0], evp_sn(EVP_SN_GONE_OUT), "the child's");
+    evp_notify_or_die(kh, port[1], evp_sn(EVP_SN_GONE_OUT), "the child's");
+    evp_put_file("k-notified-ab", 1);
+    evp_wait_file("peer-sent-ab");
+    why = evp_take_all(kh, port, 2);
+    if (why)
+        report_fail(evp_sn(EVP_SN_GONE_IN), "%s", why);
+    else
+        report_pass(evp_sn(EVP_SN_GONE_IN));
+    fflush(stdout);
+    if (evp_how == EVP_SHARE_CLOSE) {
+        xenevtchn_close(kh);
+        exit(report_failed);
+    }
+    if (report_failed) /* a failure shows in the status; the death path below would hide it */
+        exit(1);
+    kill(getpid(), SIGKILL); /* dies with the handle open, as the parent did */
+    exit(1);
+}
+
+/* The parent after the child's fdopen: its parts of the first four cases, then it goes. */
+static void evp_share_parent(xenevtchn_handle *xce, const int *port)
+{
+    int rn, en, ru, eu;
+    bool quiet;
+
+    evp_wait_file("attached");
+    evp_notify_or_die(xce, port[0], evp_sn(EVP_SN_BOTH), "the parent's");
+    evp_wait_file("k-took-a");
+    quiet = evp_quiet(xce); /* the one delivery is gone from the shared queue */
+    if (xenevtchn_unmask(xce, (evtchn_port_t)port[0]) < 0)
+        report_die(evp_sn(EVP_SN_ONCE), "the parent's unmask of port A: %s", strerror(errno));
+    evp_put_file("p-unmasked", 1);
+    if (evp_take_event(xce, port[0], evp_sn(EVP_SN_ONCE)))
+        report_check(quiet, evp_sn(EVP_SN_ONCE), "the delivery the child read was queued again for the parent");
+    xenevtchn_unmask(xce, (evtchn_port_t)port[0]);
+    evp_notify_or_die(xce, port[2], evp_sn(EVP_SN_UNBIND_P), "before the child's unbind, the parent's");
+    evp_wait_file("k-unbound-c");
+    rn = xenevtchn_notify(xce, (evtchn_port_t)port[2]);
+    en = errno;
+    ru = xenevtchn_unbind(xce, (evtchn_port_t)port[2]);
+    eu = errno;
+    if (rn == -1 && en == ENOTCONN && ru == -1 && eu == ENOTCONN)
+        report_pass(evp_sn(EVP_SN_UNBIND_P));
+    else
+        report_fail(evp_sn(EVP_SN_UNBIND_P), "notify gave %d (%s), unbind %d (%s)", rn, rn ? strerror(en) : "-", ru,
+                    ru ? strerror(eu) : "-");
+}
+
+/* dom1, HOW: binds A, B, C to dom0 (the peer binds them), forks the child, plays its part. */
+static void evp_share(const char *how)
+{
+    static const char *const names[3] = { "port-a", "port-b", "port-c" };
+    xenevtchn_handle *xce = evp_open();
+    int port[3];
+    pid_t child;
+
+    evp_share_how(how);
+    for (int i = 0; i < 3; i++) {
+        port[i] = xenevtchn_bind_unbound_port(xce, 0);
+        if (port[i] < 0)
+            report_die("fork-share", "bind_unbound_port(dom0): %s", strerror(errno));
+        evp_put_file(names[i], port[i]);
+    }
+    evp_wait_file("peer-bound");
+    fflush(stdout);
+    child = fork();
+    if (child < 0)
+        report_die("fork-share", "fork: %s", strerror(errno));
+    if (child == 0)
+        evp_share_child(xenevtchn_fd(xce), port);
+    if (evp_how == EVP_SHARE_CLOSE || evp_how == EVP_SHARE_KILL)
+        evp_share_parent(xce, port);
+    if (evp_how == EVP_SHARE_CLOSE) {
+        xenevtchn_close(xce);
+        evp_put_file("parent-gone", 1);
+        return;
+    }
+    evp_put_file("kill-parent", getpid());
+    evp_wait_file("never"); /* the script's kill -9 comes first */
+    report_die("fork-share", "the script did not kill the parent");
+}
+
+/* dom0: binds A, B and C and plays the other end of every case. */
+static void evp_share_peer(const char *how)
+{
+    xenevtchn_handle *xce = evp_open();
+    int peer[3];
+    char file[32];
+
+    evp_share_how(how);
+    for (int i = 0; i < 3; i++) {
+        snprintf(file, sizeof(file), "port-%c", 'a' + i);
+        peer[i] = evp_bind(xce, 1, (int)evp_wait_file(file), "fork-share: peer bind");
+        snprintf(file, sizeof(file), "peer-port-%c", 'a' + i);
+        evp_put_file(file, peer[i]);
+    }
+    evp_put_file("peer-bound", 1);
+    if (evp_how == EVP_SHARE_ABANDON) {
+        evp_wait_file("check-done");
+        xenevtchn_close(xce);
+        return;
+    }
+    if (evp_how != EVP_SHARE_EARLY) {
+        evp_report_take_all(xce, peer, 2, evp_sn(EVP_SN_BOTH));
+        evp_put_file("peer-got-ab", 1);
+        evp_notify_or_die(xce, peer[0], evp_sn(EVP_SN_ONCE), "the peer's");
+        evp_wait_file("p-unmasked");
+        evp_notify_or_die(xce, peer[0], evp_sn(EVP_SN_ONCE), "the peer's");
+        if (!evp_wait_event(xce, peer[2], evp_sn(EVP_SN_UNBIND_P))) /* the parent's notify of C */
+            exit(1);
+        evp_put_file("peer-got-c", 1);
+    }
+    evp_wait_file("k-notified-ab");
+    evp_report_take_all(xce, peer, 2, evp_sn(EVP_SN_GONE_OUT));
+    evp_notify_or_die(xce, peer[0], evp_sn(EVP_SN_GONE_IN), "the peer's");
+    evp_notify_or_die(xce, peer[1], evp_sn(EVP_SN_GONE_IN), "the peer's");
+    evp_put_file("peer-sent-ab", 1);
+    evp_wait_file("check-done");
+    xenevtchn_close(xce);
+}
+
+/* dom1, once the child is gone too: the peer's ports of A, B and C are all unbound again (C's
+ * since the child's unbind in "close" and "kill"). */
+static void evp_share_check(const char *how)
+{
+    xenevtchn_handle *fresh = evp_open();
+    char file[32], why[160] = "";
+    const char *name;
+
+    evp_share_how(how);
+    for (int i = 0; i < 3; i++) {
+        int got;
+
+        snprintf(file, sizeof(file), "peer-port-%c", 'a' + i);
+        got = xenevtchn_bind_interdomain(fresh, 0, (evtchn_port_t)evp_wait_file(file));
+        if (got < 0 && !why[0])
+            snprintf(why, sizeof(why), "binding the peer's port of %c: %s (still bound)", 'A' + i, strerror(errno));
+    }
+    name = evp_sn(evp_how == EVP_SHARE_ABANDON ? EVP_SN_ABANDONED : EVP_SN_RELEASED);
+    if (why[0])
+        report_fail(name, "%s", why);
+    else
+        report_pass(name);
+    evp_put_file("check-done", 1);
+    xenevtchn_close(fresh);
 }
 
 /* ---- one-way notify and unmask (in xensim neither waits for the broker; Xen's semantics) ---- */
@@ -654,7 +995,8 @@ static void evp_usage(void)
 {
     fprintf(stderr, "usage: evtchn-peer serve DIR N REMOTE | ping DIR N REMOTE | mask-recv DIR | mask-send DIR |\n"
                     "       offer DIR REMOTE | errors DIR OWNER | take DIR OWNER | keeper DIR | echo DIR GEN |\n"
-                    "       reexec DIR | oneway DIR | flood DIR | broker-stopped DIR | no-broker\n");
+                    "       reexec DIR [release] | reexec-peer DIR | oneway DIR | flood DIR | broker-stopped DIR |\n"
+                    "       share DIR HOW | share-peer DIR HOW | share-check DIR HOW | no-broker (HOW: close kill early abandon)\n");
     exit(2);
 }
 
@@ -697,10 +1039,18 @@ int main(int argc, char **argv)
         evp_flood();
     else if (!strcmp(mode, "broker-stopped"))
         evp_broker_stopped();
-    else if (!strcmp(mode, "reexec"))
-        evp_reexec("/proc/self/exe");
-    else if (!strcmp(mode, "reexec-child") && argc == 5)
-        evp_reexec_child((int)a, (int)b);
+    else if (!strcmp(mode, "reexec") && (argc == 3 || (argc == 4 && !strcmp(argv[3], "release"))))
+        evp_reexec("/proc/self/exe", argc == 4);
+    else if (!strcmp(mode, "reexec-child") && (argc == 5 || (argc == 6 && !strcmp(argv[5], "release"))))
+        evp_reexec_child((int)a, (int)b, argc == 6);
+    else if (!strcmp(mode, "reexec-peer"))
+        evp_reexec_peer();
+    else if (!strcmp(mode, "share") && argc == 4)
+        evp_share(argv[3]);
+    else if (!strcmp(mode, "share-peer") && argc == 4)
+        evp_share_peer(argv[3]);
+    else if (!strcmp(mode, "share-check") && argc == 4)
+        evp_share_check(argv[3]);
     else
         evp_usage();
     return report_failed;

@@ -1885,8 +1885,8 @@ static int xsnd_attach_retrying(struct xsnd_pcm *p, const struct xsnd_options *o
         if (p->card && p->card->guest)
             SNDERR("%s", p->card->busy_err);
         else
-            SNDERR("vsnd card: the process keeping it shared between processes did not answer within %u ms",
-                   p->timeout_ms);
+            SNDERR("vsnd card %u: the process keeping it shared between processes did not answer within %u ms",
+                   p->card ? p->card->conn.card.devid : 0, p->timeout_ms);
         rc = -EBUSY;
     }
     return rc;

@@ -58,8 +58,8 @@ static void bt_user_request(xen_sndif_front_ring_t *fr, uint16_t id, uint8_t op)
 static void bt_backend_answer(struct xring *r, RING_IDX *req_cons)
 {
     xen_sndif_sring_t *s = r->fr.sring;
-    struct xensnd_req req = s->ring[*req_cons % RING_SIZE(&r->fr)].req;
-    struct xensnd_resp *rsp = &s->ring[s->rsp_prod % RING_SIZE(&r->fr)].rsp;
+    struct xensnd_req req = *RING_GET_REQUEST(&r->fr, *req_cons);
+    struct xensnd_resp *rsp = RING_GET_RESPONSE(&r->fr, s->rsp_prod);
 
     (*req_cons)++;
     memset(rsp, 0, sizeof(*rsp));
@@ -129,8 +129,8 @@ int main(int argc, char **argv)
     bt_user_request(&user, 8, XENSND_OP_WRITE);
     rc = xring_bridge_requests(&r, &back);
     CHECK("two requests cross to the backend's ring, in order, ids kept",
-          rc == 0 && r.fr.sring->req_prod == 2 && r.fr.sring->ring[0].req.id == 7 && r.fr.sring->ring[1].req.id == 8 &&
-              r.fr.sring->ring[1].req.operation == XENSND_OP_WRITE,
+          rc == 0 && r.fr.sring->req_prod == 2 && RING_GET_REQUEST(&r.fr, 0)->id == 7 && RING_GET_REQUEST(&r.fr, 1)->id == 8 &&
+              RING_GET_REQUEST(&r.fr, 1)->operation == XENSND_OP_WRITE,
           "rc %d, req_prod %u", rc, r.fr.sring->req_prod);
 
     bt_backend_answer(&r, &be_cons);
@@ -138,7 +138,7 @@ int main(int argc, char **argv)
     user.sring->rsp_event = 0x80000000u;
     rc = xring_bridge_responses(&r, &back, &notify);
     CHECK("both responses reach the shadow, in order",
-          rc == 0 && user.sring->rsp_prod == 2 && user.sring->ring[0].rsp.id == 7 && user.sring->ring[1].rsp.id == 8,
+          rc == 0 && user.sring->rsp_prod == 2 && RING_GET_RESPONSE(&user, 0)->id == 7 && RING_GET_RESPONSE(&user, 1)->id == 8,
           "rc %d, shadow rsp_prod %u", rc, user.sring->rsp_prod);
     CHECK("the shadow's rsp_event is honoured (its user held wake-ups off)", !notify, "notify set");
 

@@ -208,7 +208,6 @@ static void xkeep_detach(struct xkeep_state *k)
 
     setsid();
     prctl(PR_SET_NAME, "pcm_xen-keeper", 0, 0, 0);
-    prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
     for (int sig = 1; sig < 32; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
             signal(sig, sig == SIGPIPE ? SIG_IGN : SIG_DFL);

@@ -159,7 +159,7 @@ pl_capture() {
 # process shares the card through the first one's keeper. Both bit-exact; once both ended, the card is
 # disconnected (frontend Initialising, backend InitWait) and no keeper process is left in the domU.
 pl_share() {
-    local m=s16_le-48000-2 frames bytes want out got
+    local m=s16_le-48000-2 frames bytes want out got wav
     frames=$(($(xt_media "$m" frames) / 2))
     bytes=$((frames * $(xt_media "$m" channels) * $(xt_media "$m" bits) / 8))
     want=$(head -c "$bytes" "/xt/media/$m.raw" | xt_md5)
@@ -173,7 +173,10 @@ pl_share() {
     got=$(echo "$out" | tail -n 2 | tr '\n' ' ' | awk '{ print $1, $2 }')
     [ "$got" = "$bytes $want" ] ||
         { echo "arecord beside aplay captured (bytes md5) '$got', expected '$bytes $want'" >&2; return 1; }
-    pl_check_played "$XT_SNDBACK_OUT/pb0.wav" "$m" || return 1
+    # (sndback numbers its files per OPEN over its whole run: the one file of this case, whatever its N)
+    wav=$(ls "$XT_SNDBACK_OUT" | grep '^pb0.*\.wav$')
+    [ "$(echo "$wav" | grep -c .)" = 1 ] || { echo "sndback wrote '$(echo $wav)' for one aplay" >&2; return 1; }
+    pl_check_played "$XT_SNDBACK_OUT/$wav" "$m" || return 1
     xt_wait 20 "frontend Initialising, backend InitWait" xt_states_are 1 2 ||
         { echo "after both: frontend state $(xt_fe_state), backend state $(xt_be_state)" >&2; return 1; }
     out=$(in_domu "cat /proc/[0-9]*/comm 2>/dev/null | grep -c pcm_xen-keeper")

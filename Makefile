@@ -63,11 +63,11 @@ $(BUILD)/unit/test-xs-config: test/unit/test-xs-config.c xs_config.c xs_config.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -I. -o $@ test/unit/test-xs-config.c xs_config.c $(LDFLAGS_COMMON) $(ALSA_LIBS) $(XEN_LIBS)
 # ring.c over a ring page of the test's own (it links the Xen libraries, never calls them).
-$(BUILD)/unit/test-ring: test/unit/test-ring.c ring.c ring.h
+$(BUILD)/unit/test-ring: test/unit/test-ring.c test/unit/unit-check.h ring.c ring.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -I. -o $@ test/unit/test-ring.c ring.c $(LDFLAGS_COMMON) $(ALSA_LIBS) $(XEN_LIBS)
 # ring.c's bridge and settle (the keeper's, keeper.c) over pages of the test's own.
-$(BUILD)/unit/test-bridge: test/unit/test-bridge.c ring.c ring.h
+$(BUILD)/unit/test-bridge: test/unit/test-bridge.c test/unit/unit-check.h ring.c ring.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(ALSA_CFLAGS) -I. -o $@ test/unit/test-bridge.c ring.c $(LDFLAGS_COMMON) $(ALSA_LIBS) $(XEN_LIBS)
 CHECK_TESTS += test/unit/run-unit

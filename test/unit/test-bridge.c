@@ -16,19 +16,8 @@
 
 #define BRIDGE_TEST_CASES 12
 
-static int failures;
-
-#define CHECK(name, cond, ...)                                 \
-    do {                                                       \
-        if (cond) {                                            \
-            printf("PASS: bridge: %s\n", name);                \
-        } else {                                               \
-            printf("FAIL: bridge: %s: ", name);                \
-            printf(__VA_ARGS__);                               \
-            printf(" (%s:%d)\n", __FILE__, __LINE__);          \
-            failures++;                                        \
-        }                                                      \
-    } while (0)
+#define UNIT_NAME "bridge"
+#include "unit-check.h"
 
 static void *bt_page(void)
 {

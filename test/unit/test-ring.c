@@ -15,19 +15,8 @@
 /* The plan: one line per CHECK in main(). "--plan" prints only it. */
 #define RING_TEST_CASES 13
 
-static int failures;
-
-#define CHECK(name, cond, ...)                                 \
-    do {                                                       \
-        if (cond) {                                            \
-            printf("PASS: ring: %s\n", name);                  \
-        } else {                                               \
-            printf("FAIL: ring: %s: ", name);                  \
-            printf(__VA_ARGS__);                               \
-            printf(" (%s:%d)\n", __FILE__, __LINE__);          \
-            failures++;                                        \
-        }                                                      \
-    } while (0)
+#define UNIT_NAME "ring"
+#include "unit-check.h"
 
 /* The test's view of the ring: the shared page as the backend sees it, and what completed. */
 struct rt_state {

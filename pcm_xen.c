@@ -8,7 +8,8 @@
  * capture asks for what the backend reports captured with READ requests and exposes it once
  * they completed. The backend's CUR_POS events drive the hardware pointer. One thread of ours,
  * asleep in accept() on the card's token until another process of our user asks to share the
- * card (keeper.c); nothing of it runs per period. The poll descriptor is an epoll set of the event channel (the backend's notifications), the
+ * card (keeper.c); nothing of it runs per period. The poll descriptor is an epoll set of the
+ * event channel (the backend's notifications; a relayed stream's: its socket to the keeper), the
  * card's xenstore watch on the backend's state (a restart is an xrun, and prepare connects
  * again), a watchdog timer (so a dead backend ends a wait) and an eventfd that keeps the
  * descriptor readable exactly while the application has something to do. */
@@ -276,6 +277,7 @@ static int xsnd_card_connect(struct xsnd_card *c)
         return rc;
     return xkeep_listen_start(&c->listener, &host);
 }
+
 /* The backend left the card's current link (it restarted, or closed): connects anew, once the
  * backend is at InitWait again (bounded by the timeout). Under xsnd_cards_lock; the PCMs on the
  * old link keep it until they move (xsnd_rejoin). */
@@ -479,9 +481,7 @@ static void xsnd_mark_dead(struct xsnd_pcm *p, const char *why)
     xsnd_set_wake(p, true); /* wake pollers so they see the error */
 }
 
-/* Notices a backend that left the connection (the card's watch: it restarted, or closed). The
- * stream went with it; the application sees an xrun (-EPIPE), which sound servers and
- * snd_pcm_recover answer with prepare, and prepare connects anew (xsnd_rejoin). */
+/* Has the backend left this PCM's connection? A guest has no link: its card's watch says. */
 static bool xsnd_pcm_link_lost(struct xsnd_pcm *p)
 {
     struct xsnd_card *c = p->card;
@@ -493,6 +493,9 @@ static bool xsnd_pcm_link_lost(struct xsnd_pcm *p)
     return atomic_load(&c->guest_lost);
 }
 
+/* Notices a backend that left the connection (the card's watch: it restarted, or closed). The
+ * stream went with it; the application sees an xrun (-EPIPE), which sound servers and
+ * snd_pcm_recover answer with prepare, and prepare connects anew (xsnd_rejoin). */
 static bool xsnd_check_lost(struct xsnd_pcm *p)
 {
     if (p->lost)

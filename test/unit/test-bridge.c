@@ -118,7 +118,8 @@ int main(int argc, char **argv)
     bt_user_request(&user, 8, XENSND_OP_WRITE);
     rc = xring_bridge_requests(&r, &back);
     CHECK("two requests cross to the backend's ring, in order, ids kept",
-          rc == 0 && r.fr.sring->req_prod == 2 && RING_GET_REQUEST(&r.fr, 0)->id == 7 && RING_GET_REQUEST(&r.fr, 1)->id == 8 &&
+          rc == 0 && r.fr.sring->req_prod == 2 && RING_GET_REQUEST(&r.fr, 0)->id == 7 &&
+              RING_GET_REQUEST(&r.fr, 1)->id == 8 &&
               RING_GET_REQUEST(&r.fr, 1)->operation == XENSND_OP_WRITE,
           "rc %d, req_prod %u", rc, r.fr.sring->req_prod);
 
@@ -127,7 +128,8 @@ int main(int argc, char **argv)
     user.sring->rsp_event = 0x80000000u;
     rc = xring_bridge_responses(&r, &back, &notify);
     CHECK("both responses reach the shadow, in order",
-          rc == 0 && user.sring->rsp_prod == 2 && RING_GET_RESPONSE(&user, 0)->id == 7 && RING_GET_RESPONSE(&user, 1)->id == 8,
+          rc == 0 && user.sring->rsp_prod == 2 && RING_GET_RESPONSE(&user, 0)->id == 7 &&
+              RING_GET_RESPONSE(&user, 1)->id == 8,
           "rc %d, shadow rsp_prod %u", rc, user.sring->rsp_prod);
     CHECK("the shadow's rsp_event is honoured (its user held wake-ups off)", !notify, "notify set");
 
@@ -167,7 +169,8 @@ int main(int argc, char **argv)
             break;
     }
     CHECK("a user that reads no events: the shadow fills to its length and no further",
-          sh_evt->in_prod - sh_evt->in_cons == XENSND_IN_RING_LEN, "shadow in_prod %u, in_cons %u (length %u)", sh_evt->in_prod, sh_evt->in_cons,
+          sh_evt->in_prod - sh_evt->in_cons == XENSND_IN_RING_LEN, "shadow in_prod %u, in_cons %u (length %u)",
+          sh_evt->in_prod, sh_evt->in_cons,
           (unsigned)XENSND_IN_RING_LEN);
     CHECK("... while the backend's page is consumed whole",
           ((struct xensnd_event_page *)r.evt_page)->in_cons == ((struct xensnd_event_page *)r.evt_page)->in_prod,

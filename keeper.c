@@ -58,7 +58,7 @@ static int xkeep_recv(int fd, int timeout_ms, void *buf, size_t len, int *fd_in)
 
     if (fd_in)
         *fd_in = -1;
-    if (poll(&pfd, 1, timeout_ms) <= 0)
+    if (poll(&pfd, 1, timeout_ms) <= 0) /* bounded by timeout_ms */
         return -ETIMEDOUT;
     n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0)
@@ -93,11 +93,11 @@ int xkeep_claim(const char *nonce, unsigned sidx, int shadow_fd, unsigned timeou
     char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
     struct iovec iov = { &m, sizeof(m) };
     struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-    int fd = xsc_token_connect(nonce), rc;
+    int fd = xsc_token_connect(nonce, timeout_ms), rc;
 
     *user_pid = 0;
-    if (fd < 0)
-        return fd == -ECONNREFUSED || fd == -ENOENT ? -EAGAIN : fd;
+    if (fd < 0) /* nobody listens (a keeper that ended), or its backlog stayed full: try again */
+        return fd == -ECONNREFUSED || fd == -ENOENT || fd == -EAGAIN ? -EAGAIN : fd;
     if (shadow_fd >= 0) {
         struct cmsghdr *cm;
 
@@ -572,6 +572,8 @@ static int xkeep_fork(struct xkeep_host *h, struct xring *rings, const bool *in_
     for (unsigned i = 0; i < XSC_MAX_STREAMS; i++)
         if (k.users[i].fd >= 0)
             close(k.users[i].fd);
+    /* The intermediate child exits as soon as it forked: this wait is that long. (An application
+     * that reaps every child may take it first: ECHILD, st stays 0, the keeper runs all the same.) */
     while (mid > 0 && waitpid(mid, &st, 0) < 0 && errno == EINTR)
         ;
     if (mid < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {

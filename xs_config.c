@@ -973,8 +973,9 @@ void xsc_release_keeper(struct xsc_conn *c)
     xsc_drop_token(c);
 }
 
-int xsc_token_connect(const char *nonce)
+int xsc_token_connect(const char *nonce, unsigned timeout_ms)
 {
+    struct timeval tv = { (time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000 };
     struct sockaddr_un sa;
     int fd, e;
 
@@ -983,6 +984,8 @@ int xsc_token_connect(const char *nonce)
     fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
+    /* connect() waits while the listener's backlog is full: SO_SNDTIMEO bounds that wait (EAGAIN). */
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     if (connect(fd, (struct sockaddr *)&sa, xsc_token_addr(nonce, &sa)) < 0) {
         e = errno;
         close(fd);

@@ -101,8 +101,9 @@ void xsc_release(struct xsc_conn *c);
 int xsc_record_keeper(struct xsc_conn *c);
 /* The keeper's last act: removes the card's holder record (this connection's nonce) and its own. */
 void xsc_release_keeper(struct xsc_conn *c);
-/* Connects to the token `nonce` (a listening socket: the holder's, or its keeper's); fd or -errno. */
-int xsc_token_connect(const char *nonce);
+/* Connects to the token `nonce` (a listening socket: the holder's, or its keeper's), waiting at most
+ * timeout_ms for room in its backlog; fd or -errno. */
+int xsc_token_connect(const char *nonce, unsigned timeout_ms);
 /* Closes this process's copy of the token without touching the record (a fork()ed child's close). */
 void xsc_drop_token(struct xsc_conn *c);
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "ring.h"
 
@@ -193,5 +194,11 @@ int main(int argc, char **argv)
               r.evt_cons == ((struct xensnd_event_page *)r.evt_page)->in_prod && r.ninflight == 0 && r.error == 0,
           "rc %d, req_prod_pvt %u/%u, rsp_cons %u/%u", rc, r.fr.req_prod_pvt, r.fr.sring->req_prod, r.fr.rsp_cons,
           r.fr.sring->rsp_prod);
+    free(r.ring_page);
+    free(r.evt_page);
+    free(user.sring);
+    free(sh_evt);
+    close(sp[0]);
+    close(sp[1]);
     return failures ? 1 : 0;
 }

@@ -174,24 +174,12 @@ static int xsnd_link_create(struct xsnd_card *c, struct xsnd_link **out)
     return 0;
 }
 
-/* Is our card's keeper gone? It listens on our token from its fork on (even before it accept()s),
- * until it ends: a refused connection means it ended, or is ending (its disconnect and ours are
- * the same steps). */
-static bool xsnd_keeper_gone(struct xsnd_card *c)
-{
-    int fd = xsc_token_connect(c->conn.token_nonce, 100);
-
-    if (fd >= 0)
-        close(fd); /* it drops a connection that claims nothing */
-    return fd == -ECONNREFUSED;
-}
-
 /* Ours alone: disconnected and released. Shared: the keeper disconnects it when its last user is
  * gone (our claims ended with our PCMs), and its records stay; but a keeper that was killed leaves
- * that to us. A guest's: nothing is ours. */
+ * that to us (its record names a dead process, ours is still there). A guest's: nothing is ours. */
 static void xsnd_card_teardown(struct xsnd_card *c, bool connected)
 {
-    if (c->shared && xsnd_keeper_gone(c))
+    if (c->shared && xsc_keeper_died(&c->conn))
         c->shared = false; /* nobody else will disconnect it: as if it never was shared */
     if (connected && !c->shared && !c->guest)
         xsc_disconnect(&c->conn);

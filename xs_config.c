@@ -707,11 +707,12 @@ void xsc_close(struct xsc_conn *c)
 
 /* ---------------------------------------------------------------- holder record */
 
-/* The start time of a process (field 22 of /proc/PID/stat), 0 if it does not exist: with the
- * pid it names a process unambiguously, even after the pid is reused. */
+/* The start time of a process (field 22 of /proc/PID/stat), 0 if it does not exist or has ended (a
+ * zombie: its parent has not reaped it, or never will, as some containers' pid 1): with the pid it
+ * names a live process unambiguously, even after the pid is reused. */
 static unsigned long long xsc_proc_starttime(long pid)
 {
-    char path[64], buf[1024], *p;
+    char path[64], buf[1024], *p, state = 0;
     unsigned long long start = 0;
     FILE *f;
 
@@ -721,8 +722,8 @@ static unsigned long long xsc_proc_starttime(long pid)
         return 0;
     if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) != NULL) {
         /* after ") " come fields 3..: state is 3, starttime is 22 */
-        if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-                   &start) != 1)
+        if (sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+                   &state, &start) != 2 || state == 'Z' || state == 'X')
             start = 0;
     }
     fclose(f);
@@ -971,6 +972,23 @@ void xsc_release_keeper(struct xsc_conn *c)
     free(rec);
     xs_rm(c->xs, XBT_NULL, kpath);
     xsc_drop_token(c);
+}
+
+bool xsc_keeper_died(struct xsc_conn *c)
+{
+    char path[XSC_PATH], kpath[XSC_PATH], *rec, *krec;
+    struct xsc_holder h, me = { .fields = 2 }; /* the keeper is in our PID namespace */
+    bool died;
+
+    xsc_holder_path(c, path, sizeof(path));
+    xsc_keeper_path(c, kpath, sizeof(kpath));
+    rec = xs_read(c->xs, XBT_NULL, path, NULL);
+    krec = xs_read(c->xs, XBT_NULL, kpath, NULL);
+    died = xsc_holder_parse(rec, &h) && h.pid == (long)getpid() && h.fields == 5 && !strcmp(h.nonce, c->token_nonce) &&
+           krec && !xsc_keeper_alive(krec, &me);
+    free(rec);
+    free(krec);
+    return died;
 }
 
 int xsc_token_connect(const char *nonce, unsigned timeout_ms)

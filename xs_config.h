@@ -101,6 +101,9 @@ void xsc_release(struct xsc_conn *c);
 int xsc_record_keeper(struct xsc_conn *c);
 /* The keeper's last act: removes the card's holder record (this connection's nonce) and its own. */
 void xsc_release_keeper(struct xsc_conn *c);
+/* Did our card's keeper die? Only when it named itself, no longer lives, and the card's record is
+ * still ours (a keeper that ended removed both; a card claimed since is another's). */
+bool xsc_keeper_died(struct xsc_conn *c);
 /* Connects to the token `nonce` (a listening socket: the holder's, or its keeper's), waiting at most
  * timeout_ms for room in its backlog; fd or -errno. */
 int xsc_token_connect(const char *nonce, unsigned timeout_ms);

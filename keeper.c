@@ -264,13 +264,18 @@ static bool xkeep_claim_ended(int fd)
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
 }
 
-/* Takes the user's shadow: two pages of a memfd its user made and set up. */
+/* Takes the user's shadow: two pages of a memfd its user made and set up, sealed against shrinking
+ * (a shrunk file would make our next access a SIGBUS). */
 static void *xkeep_map_shadow(int shadow_fd)
 {
     struct stat st;
+    int seals;
     void *p;
 
     if (shadow_fd < 0 || fstat(shadow_fd, &st) < 0 || st.st_size < (off_t)XKEEP_SHADOW_BYTES)
+        return NULL;
+    seals = fcntl(shadow_fd, F_GET_SEALS);
+    if (seals < 0 || !(seals & F_SEAL_SHRINK))
         return NULL;
     p = mmap(NULL, XKEEP_SHADOW_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, shadow_fd, 0);
     return p == MAP_FAILED ? NULL : p;

@@ -1800,11 +1800,13 @@ static int xsnd_claim_relayed(struct xsnd_pcm *p)
 {
     struct xsnd_card *c = p->card;
     const char *label = c->labels[p->sidx];
-    int mfd = memfd_create("pcm_xen-relay", MFD_CLOEXEC), fd, rc;
+    int mfd = memfd_create("pcm_xen-relay", MFD_CLOEXEC | MFD_ALLOW_SEALING), fd, rc;
     void *shadow = MAP_FAILED;
     long user;
 
-    if (mfd >= 0 && ftruncate(mfd, XKEEP_SHADOW_BYTES) == 0)
+    /* Sealed at its size: the keeper maps only a shadow that cannot shrink under it. */
+    if (mfd >= 0 && ftruncate(mfd, XKEEP_SHADOW_BYTES) == 0 &&
+        fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
         shadow = mmap(NULL, XKEEP_SHADOW_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
     if (shadow == MAP_FAILED) {
         rc = -errno;
